@@ -1,0 +1,293 @@
+"""Reading and writing SDF sequences and code tables in the original's file layouts.
+
+SDF sequences are ``(T, X, Y, Z)`` float32 arrays (SPEC §1):
+
+* HDF5 (``.h5``): dataset ``sdf_vid`` written MATLAB-style, i.e. stored as
+  ``(Z, Y, X, T)``; reading transposes with ``(3, 2, 1, 0)``.
+* MAT (``.mat``): variable ``sdf_vid`` holding ``(T, X, Y, Z)`` directly (MAT v5,
+  as ``scipy.io`` writes). MAT v7.3 files written by MATLAB are HDF5 inside and
+  store the array transposed; they are read like ``.h5`` files.
+
+Every problem with a file raises :class:`UserError` naming the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import h5py
+import numpy as np
+import scipy.io
+
+from .errors import UserError
+from .workspace import atomic_path, temp_name
+
+DATASET = "sdf_vid"
+#: Above this size a MAT v5 output (held whole in memory) triggers a warning.
+MAT_WARN_BYTES = 1 << 30
+
+
+def sequence_suffix(use_hdf5: bool) -> str:
+    return ".h5" if use_hdf5 else ".mat"
+
+
+def list_sequence_files(folder: str | Path, use_hdf5: bool) -> list[Path]:
+    """The training files of ``folder`` (``.h5`` or ``.mat``), in Python's string order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: data folder not found")
+    suffix = sequence_suffix(use_hdf5)
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file()), key=lambda p: p.name)
+    if not files:
+        other = sequence_suffix(not use_hdf5)
+        hint = (f" (it has {other} files: set \"UseHDF5\": {str(not use_hdf5).lower()})"
+                if any(p.name.endswith(other) for p in folder.iterdir()) else "")
+        raise UserError(f"{folder}: no {suffix} data files in the data folder{hint}")
+    return files
+
+
+class SequenceFile:
+    """One SDF sequence on disk, read frame by frame without loading the whole array.
+
+    Attributes:
+        path: the file.
+        n_frames: ``T``.
+        grid_shape: ``(X, Y, Z)``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: file not found")
+        self._h5: h5py.File | None = None
+        self._array: np.ndarray | None = None
+        if h5py.is_hdf5(self.path):  # .h5, or a MAT v7.3 file
+            try:
+                self._h5 = h5py.File(self.path, "r")
+            except OSError as e:
+                raise UserError(f"{self.path}: cannot open as HDF5 ({e})") from None
+            if DATASET not in self._h5:
+                keys = ", ".join(self._h5.keys()) or "nothing"
+                self.close()
+                raise UserError(f"{self.path}: no dataset \"{DATASET}\" (found: {keys}); not an SDF sequence file")
+            ds = self._h5[DATASET]
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 4:
+                shape = getattr(ds, "shape", "a group")
+                self.close()
+                raise UserError(f"{self.path}: \"{DATASET}\" must be 4-D (T, X, Y, Z), got shape {shape}")
+            if not np.issubdtype(ds.dtype, np.floating):
+                self.close()
+                raise UserError(f"{self.path}: \"{DATASET}\" must hold floating-point SDF values, got {ds.dtype}")
+            z, y, x, t = ds.shape
+            self._shape = (t, x, y, z)
+        elif self.path.suffix.lower() == ".mat":
+            try:
+                mat = scipy.io.loadmat(self.path, variable_names=[DATASET])
+            except Exception as e:  # scipy raises several types for broken files
+                raise UserError(f"{self.path}: cannot read as a MAT file ({e})") from None
+            if DATASET not in mat:
+                raise UserError(f"{self.path}: no variable \"{DATASET}\"; not an SDF sequence file")
+            arr = mat[DATASET]
+            if arr.ndim != 4:
+                raise UserError(f"{self.path}: \"{DATASET}\" must be 4-D (T, X, Y, Z), got shape {arr.shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise UserError(f"{self.path}: \"{DATASET}\" must hold floating-point SDF values, got {arr.dtype}")
+            self._array = arr
+            self._shape = tuple(arr.shape)
+        else:
+            raise UserError(f"{self.path}: not an HDF5 or MAT file")
+        if min(self._shape) < 1:
+            self.close()
+            raise UserError(f"{self.path}: \"{DATASET}\" is empty (shape T, X, Y, Z = {self._shape})")
+
+    @property
+    def n_frames(self) -> int:
+        return self._shape[0]
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return tuple(self._shape[1:])  # type: ignore[return-value]
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` as float32 ``(X, Y, Z)``; refuses NaN or infinite values."""
+        if self._h5 is not None:
+            arr = np.asarray(self._h5[DATASET][..., t]).transpose(2, 1, 0)
+        else:
+            arr = self._array[t]
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise UserError(f"{self.path}: frame {t} holds NaN or infinite values")
+        return arr
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for t in range(self.n_frames):
+            yield self.frame(t)
+
+    def read(self) -> np.ndarray:
+        """The whole sequence, float32 ``(T, X, Y, Z)``."""
+        return np.stack(list(self.frames()))
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self) -> "SequenceFile":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_sequence(path: str | Path) -> np.ndarray:
+    """Read an SDF sequence file (``.h5`` or ``.mat``) as float32 ``(T, X, Y, Z)``."""
+    with SequenceFile(path) as f:
+        return f.read()
+
+
+class SequenceWriter:
+    """Write an SDF sequence frame by frame; the file appears under its name only when complete.
+
+    HDF5: the ``(T, X, Y, Z)`` sequence is stored transposed as ``(Z, Y, X, T)``
+    (what MATLAB's ``h5read`` returns as ``[T X Y Z]``), float32, one frame per
+    chunk, gzip at ``compression``, fill value 0. Frames go to disk as they are
+    written, so memory does not grow with the number of frames.
+    MAT (v5): the whole array is held until :meth:`close`, as the format needs.
+
+    ``attrs`` are stored as HDF5 file attributes (provenance); MAT files get
+    them as a struct variable ``provenance``.
+    """
+
+    def __init__(self, path: str | Path, n_frames: int, grid_shape: tuple[int, int, int],
+                 compression: int = 4, attrs: Mapping[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.n_frames = n_frames
+        self.grid_shape = tuple(int(n) for n in grid_shape)
+        self.attrs = dict(attrs or {})
+        self.use_hdf5 = self.path.suffix.lower() != ".mat"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_name(self.path)
+        self._written = np.zeros(n_frames, dtype=bool)
+        x, y, z = self.grid_shape
+        if self.use_hdf5:
+            self._file = h5py.File(self._tmp, "w")
+            self._ds = self._file.create_dataset(
+                DATASET, shape=(z, y, x, n_frames), dtype="float32", chunks=(z, y, x, 1),
+                compression="gzip", compression_opts=int(compression), fillvalue=0.0)
+            for k, v in self.attrs.items():
+                self._file.attrs[k] = _attr_value(v)
+        else:
+            nbytes = n_frames * x * y * z * 4
+            if nbytes > MAT_WARN_BYTES:
+                warnings.warn(f"{self.path}: a MAT v5 output is held whole in memory before it is written "
+                              f"({nbytes / 2**30:.1f} GiB); use HDF5 (\"UseHDF5\": true) for large outputs",
+                              ResourceWarning, stacklevel=2)
+            self._array = np.zeros((n_frames, x, y, z), dtype=np.float32)
+
+    def write_frame(self, t: int, frame: np.ndarray) -> None:
+        """Store frame ``t``, float32 ``(X, Y, Z)``."""
+        frame = np.asarray(frame, dtype=np.float32)
+        if frame.shape != self.grid_shape:
+            raise ValueError(f"frame shape {frame.shape} != grid {self.grid_shape}")
+        if self.use_hdf5:
+            self._ds[..., t] = frame.transpose(2, 1, 0)
+        else:
+            self._array[t] = frame
+        self._written[t] = True
+
+    def close(self) -> None:
+        """Finish the file and move it to its final name."""
+        if not self._written.all():
+            raise RuntimeError(f"{self.path}: frames {np.flatnonzero(~self._written).tolist()} were not written")
+        if self.use_hdf5:
+            self._file.close()
+        else:
+            prov = {k: _attr_value(v) for k, v in self.attrs.items()}
+            mdict = {DATASET: self._array}
+            if prov:
+                mdict["provenance"] = prov
+            scipy.io.savemat(self._tmp, mdict, do_compression=True)
+            self._array = None
+        self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        """Drop the partial file; nothing under the final name changes."""
+        if self.use_hdf5:
+            try:
+                self._file.close()
+            except Exception:
+                pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "SequenceWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_sequence(path: str | Path, sdf: np.ndarray, compression: int = 4,
+                   attrs: Mapping[str, Any] | None = None) -> None:
+    """Write a whole ``(T, X, Y, Z)`` sequence (``.h5`` or ``.mat`` by the suffix of ``path``)."""
+    sdf = np.asarray(sdf, dtype=np.float32)
+    if sdf.ndim != 4:
+        raise ValueError(f"expected a (T, X, Y, Z) array, got shape {sdf.shape}")
+    with SequenceWriter(path, sdf.shape[0], sdf.shape[1:], compression, attrs) as w:
+        for t, frame in enumerate(sdf):
+            w.write_frame(t, frame)
+
+
+def _attr_value(v: Any) -> Any:
+    if v is None:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v)
+    return v
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance attributes of an output file written by this project."""
+    path = Path(path)
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    mat = scipy.io.loadmat(path, variable_names=["provenance"], squeeze_me=True, struct_as_record=False)
+    if "provenance" not in mat:
+        return {}
+    s = mat["provenance"]
+    return {k: getattr(s, k) for k in s._fieldnames}
+
+
+# --------------------------------------------------------------------------
+# code and angle tables (MAT v5 variables)
+
+def read_table(path: str | Path, variable: str, n_cols: int | None = None) -> np.ndarray:
+    """Read a 2-D float32 table ``variable`` from a MAT file, checking its width."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        mat = scipy.io.loadmat(path, variable_names=[variable])
+    except Exception as e:
+        raise UserError(f"{path}: cannot read as a MAT file ({e})") from None
+    if variable not in mat:
+        raise UserError(f"{path}: no variable \"{variable}\"")
+    arr = np.asarray(mat[variable], dtype=np.float32)
+    if arr.ndim != 2 or (n_cols is not None and arr.shape[1] != n_cols):
+        want = f"(rows, {n_cols})" if n_cols is not None else "2-D"
+        raise UserError(f"{path}: \"{variable}\" must be {want}, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise UserError(f"{path}: \"{variable}\" holds NaN or infinite values")
+    return arr
+
+
+def write_table(path: str | Path, variable: str, table: np.ndarray) -> None:
+    """Write a float32 table as MAT v5 variable ``variable`` (atomically)."""
+    with atomic_path(Path(path)) as tmp:
+        with open(tmp, "wb") as fh:
+            scipy.io.savemat(fh, {variable: np.asarray(table, dtype=np.float32)})

@@ -1,0 +1,124 @@
+"""The experiment folder: every path name the project reads or writes, in one place.
+
+An experiment folder holds ``specs.json`` and, after training (original layout)::
+
+    model_parameters/eNNNN_model.pth     {"epoch", "model_state_dict"} (keys "module."-prefixed)
+    latent_codes/eNNNN_lat_vecs.mat      lat_vecs, float32 (NumSequences, CodeLength)
+    latent_codes/eNNNN_rot_angs.mat      rot_ang, float32 (NumSequences, 3)
+    YYYY-MM-DD_HHh-MMm-SSs_train_log.txt
+
+plus what this project adds: ``model_parameters/latest.pth`` (the full training
+state, for resuming), ``model_parameters/resolved_specs.json`` and ``loss.png``.
+The no-epoch names (``model.pth``, ``lat_vecs.mat``, ``rot_angs.mat``) are the
+layout of the authors' distributed pre-trained models.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+MODEL_DIR = "model_parameters"
+CODES_DIR = "latent_codes"
+LATEST = "latest"
+LATEST_FILE = "latest.pth"
+RESOLVED_SPECS = "resolved_specs.json"
+LOSS_PLOT = "loss.png"
+OUT_DIRS = {"reconstruct": "OUT_reconstruct", "generate": "OUT_randomgen", "generate_filo": "OUT_randomgen"}
+OUT_PREFIX = {"reconstruct": "rec", "generate": "gen", "generate_filo": "gen"}
+
+_EPOCH_FILE = re.compile(r"^e(\d{4,})_model\.pth$")
+
+
+def _prefix(epoch: int | None) -> str:
+    return "" if epoch is None else f"e{epoch:04d}_"
+
+
+def model_file(exp: Path, epoch: int | None) -> Path:
+    return Path(exp) / MODEL_DIR / f"{_prefix(epoch)}model.pth"
+
+
+def codes_file(exp: Path, epoch: int | None) -> Path:
+    return Path(exp) / CODES_DIR / f"{_prefix(epoch)}lat_vecs.mat"
+
+
+def angles_file(exp: Path, epoch: int | None) -> Path:
+    return Path(exp) / CODES_DIR / f"{_prefix(epoch)}rot_angs.mat"
+
+
+def latest_file(exp: Path) -> Path:
+    return Path(exp) / MODEL_DIR / LATEST_FILE
+
+
+def resolved_specs_file(exp: Path) -> Path:
+    return Path(exp) / MODEL_DIR / RESOLVED_SPECS
+
+
+def loss_plot_file(exp: Path) -> Path:
+    return Path(exp) / LOSS_PLOT
+
+
+def log_file(exp: Path, start: float | None = None) -> Path:
+    """The original's text log name, ``YYYY-MM-DD_HHh-MMm-SSs_train_log.txt``."""
+    stamp = time.strftime("%Y-%m-%d_%Hh-%Mm-%Ss", time.localtime(start))
+    return Path(exp) / f"{stamp}_train_log.txt"
+
+
+def output_dir(exp: Path, kind: str) -> Path:
+    return Path(exp) / OUT_DIRS[kind]
+
+
+def output_name(kind: str, index: int, angles, ext: str) -> str:
+    """``rec_seq_SSS_rot_A_B_C.h5`` (or ``gen_…``), angles with ``%.3f`` as the original names them."""
+    a = "_".join(f"{float(v):.3f}" for v in angles)
+    return f"{OUT_PREFIX[kind]}_seq_{index:03d}_rot_{a}.{ext}"
+
+
+def available_epochs(exp: Path) -> list[int]:
+    """Epochs with an ``eNNNN_model.pth`` checkpoint, ascending."""
+    d = Path(exp) / MODEL_DIR
+    if not d.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in d.iterdir() if (m := _EPOCH_FILE.match(p.name)))
+
+
+def describe_available(exp: Path) -> str:
+    """What checkpoints an experiment has, for error messages."""
+    parts = [str(e) for e in available_epochs(exp)]
+    if latest_file(exp).is_file():
+        parts.append(LATEST)
+    if model_file(exp, None).is_file():
+        parts.append("no -e (model.pth)")
+    return ", ".join(parts) if parts else "none (train the experiment first)"
+
+
+# --------------------------------------------------------------------------
+# atomic writes: a temporary name in the same folder, then a rename, so a file
+# on disk is always either the old complete one or the new complete one.
+
+def temp_name(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
