@@ -69,11 +69,26 @@ def test_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="seed of generation (default: drawn and recorded in the files)")
     p.add_argument("--out", help="output folder (default: OUT_reconstruct or OUT_randomgen in the experiment)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, parse_voxel_size
+    g = p.add_argument_group("exports, beside each output file in <out>/<file stem>/")
+    g.add_argument("--tif", action="store_true", help="binary TIFF per frame and an ImageJ hyperstack (TZYX)")
+    g.add_argument("--png", action="store_true", help="MIP preview per frame and a contact sheet")
+    g.add_argument("--mesh", choices=MESH_FORMATS, help="marching-cubes surface per frame")
+    g.add_argument("--threshold", type=float, default=0.0,
+                   help=f"the cell is sdf <= threshold (default 0; the original uses {FILO_THRESHOLD} "
+                        "for filopodial cells)")
+    g.add_argument("--mesh-units", choices=MESH_UNITS, default="normalised",
+                   help="mesh coordinates: the [-1, 1] cube (default), voxels, or um (needs --voxel-size)")
+    g.add_argument("--voxel-size", type=parse_voxel_size, metavar="UM",
+                   help="voxel size in um, 0.2 or 0.2,0.2,0.5 along X, Y, Z (calibrates TIFFs and um meshes)")
 
     def go() -> int:
         args = p.parse_args(argv)
-        from .generation import run
+        from .generation import Exports, run
+        exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
+        if args.mesh_units == "um" and args.voxel_size is None:
+            raise UserError("--mesh-units um: needs --voxel-size")
         run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed,
-            out_dir=args.out, progress=not args.no_progress)
+            out_dir=args.out, progress=not args.no_progress, exports=exports)
         return 0
     return _guard(go)

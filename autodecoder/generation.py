@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoints, specs as specs_mod, workspace as ws
 from .errors import UserError
+from .exports import export_sequence
 from .grid import decode_frames
 from .io import SequenceWriter, sequence_suffix
 from .model import Decoder
@@ -32,6 +33,21 @@ from .runtime import pick_device, resolve_seed
 TYPES = ("reconstruct", "generate", "generate_filo")
 GENERATE_CODE_STD = 0.001
 FILO_NOISE_STD = 1e-4
+
+
+@dataclass
+class Exports:
+    """What to write beside each output file (see :func:`autodecoder.exports.export_sequence`)."""
+
+    tif: bool = False
+    png: bool = False
+    mesh: str | None = None
+    threshold: float = 0.0
+    units: str = "normalised"
+    voxel_size: tuple[float, float, float] | None = None
+
+    def any(self) -> bool:
+        return self.tif or self.png or self.mesh is not None
 
 
 @dataclass
@@ -64,8 +80,11 @@ def plan(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequences: int, s
 
 def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str | None = None,
         seed: int | None = None, out_dir: str | Path | None = None, progress: bool = True,
-        log: Callable[[str], None] = print) -> list[Path]:
-    """Decode and write the sequences of ``kind`` for the experiment ``exp``; returns the files written."""
+        log: Callable[[str], None] = print, exports: Exports | None = None) -> list[Path]:
+    """Decode and write the sequences of ``kind`` for the experiment ``exp``; returns the SDF files written.
+
+    With ``exports``, each file's TIFF / PNG / mesh exports go to ``<out>/<file stem>/``.
+    """
     exp = Path(exp)
     if kind not in TYPES:
         raise UserError(f"-t {kind}: unknown type; expected one of {', '.join(TYPES)}")
@@ -104,6 +123,9 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
                 writer.write_frame(t, frame)
                 frames_bar.update(1)
         written.append(path)
+        if exports is not None and exports.any():
+            export_sequence(path, out, tif=exports.tif, png=exports.png, mesh=exports.mesh,
+                            threshold=exports.threshold, units=exports.units, voxel_size=exports.voxel_size)
     frames_bar.close()
     log(f"wrote {len(written)} files to {out}")
     return written

@@ -19,8 +19,10 @@ from .errors import UserError
 NEAR_THRESHOLD = 0.3
 NEAR_SHARE = 0.7
 
-# Purposes of the draws, part of each generator's key.
-DRAW_FIXED, DRAW_POOL, DRAW_EPOCH = 0, 1, 2
+# Purposes of the draws, part of each generator's key: the fixed sample, the
+# on-the-fly pool, the on-the-fly per-epoch sample, the per-epoch frame order,
+# and the seed of torch's global generator (dropout) at the start of a run.
+DRAW_FIXED, DRAW_POOL, DRAW_EPOCH, DRAW_ORDER, DRAW_TORCH = 0, 1, 2, 3, 4
 
 
 def sample_count(n_voxels: int, fraction: float) -> int:

@@ -7,7 +7,8 @@ This is the mask -> SDF step of the original MATLAB preparation script
     sdf = sdf / max(abs(sdf(:)));
 
 It is shared by the demo-data generator (:mod:`autodecoder.phantoms`) and the
-port of ``voxvol_to_sdf.m``.
+port of ``voxvol_to_sdf.m``, which also uses :func:`select_components` (the
+script's "keep the largest connected component" step, MATLAB-compatible).
 
 Conventions
 -----------
@@ -37,9 +38,12 @@ float32 as in MATLAB.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, generate_binary_structure, label
 
-__all__ = ["mask_to_sdf", "sdf_sequence"]
+__all__ = ["mask_to_sdf", "sdf_sequence", "select_components", "CONNECTIVITY"]
+
+#: 3D neighbourhoods by MATLAB's names: 6 (faces), 18 (faces and edges), 26 (also corners).
+CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
 
 def _check_clamp(clamp: float | None) -> None:
@@ -133,3 +137,57 @@ def sdf_sequence(masks: np.ndarray, clamp: float | None = 32.0, normalise: bool 
         except ValueError as err:
             raise ValueError(f"frame {t}: {err}") from None
     return out
+
+
+def select_components(mask: np.ndarray, connectivity: int = 26, keep: str = "largest") -> np.ndarray:
+    """Keep the largest connected component of a 3D mask (or every component).
+
+    This is ``voxvol_to_sdf.m``'s clean-up step::
+
+        cc = bwconncomp(mask);                 % 26-connectivity in 3D
+        [~, i] = max(cellfun(@numel, cc.PixelIdxList));
+        mask = false(size(mask)); mask(cc.PixelIdxList{i}) = true;
+
+    Parameters
+    ----------
+    mask:
+        3D array ``(X, Y, Z)``; truthy voxels are foreground.
+    connectivity:
+        6, 18 or 26 (MATLAB's default for 3D, and this function's): two voxels
+        sharing only a corner belong to one component with 26, not with 6.
+        ``scipy.ndimage.label``'s own default is 6: the structure is always
+        passed explicitly here.
+    keep:
+        ``"largest"``: only the component with the most voxels. When several
+        are equally large, the one MATLAB's ``max`` returns: the first found
+        by ``bwconncomp``, which scans voxels in column-major (Fortran) order,
+        i.e. the one whose first voxel in that order comes first (scipy numbers
+        components in row-major order, so this is computed explicitly).
+        ``"all"``: every component (a dividing cell keeps both daughters).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool array of the shape of ``mask``. An empty mask stays empty.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 3:
+        raise ValueError(f"mask must be a 3D (X, Y, Z) array, got an array of shape {m.shape}")
+    if connectivity not in CONNECTIVITY:
+        raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity!r}")
+    if keep not in ("largest", "all"):
+        raise ValueError(f"keep must be 'largest' or 'all', got {keep!r}")
+    m = m.astype(bool, copy=False)
+    if keep == "all":
+        return m.copy()
+    labels, n = label(m, structure=generate_binary_structure(3, CONNECTIVITY[connectivity]))
+    if n <= 1:
+        return m.copy()
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    best = np.flatnonzero(sizes == sizes.max())
+    if len(best) > 1:  # MATLAB's tie-break: first component in column-major scan order
+        flat_f = labels.ravel(order="F")
+        first = np.array([np.argmax(flat_f == b) for b in best])
+        best = best[[int(np.argmin(first))]]
+    return labels == best[0]

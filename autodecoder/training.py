@@ -31,14 +31,13 @@ from .geometry import rotation_matrices
 from .model import Decoder, assemble_inputs
 from .plots import plot_loss
 from .runtime import pick_device, resolve_seed
-from .sampling import rng_for
+from .sampling import DRAW_ORDER, DRAW_TORCH, rng_for
 from .schedules import schedule
 
 #: Standard deviation of the initial rotation angles with ``OptimizeRot`` (radians).
 ANGLE_INIT_STD = math.pi ** 2 / 64
 #: With ``OptimizeRot`` the codes learn this many times faster than their schedule.
 CODE_LR_FACTOR_WITH_ROT = 10.0
-_DRAW_ORDER = 3  # key of the per-epoch shuffle (see sampling.rng_for)
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def code_regularization_weight(specs: dict, epoch: int) -> float:
 
 def epoch_order(n_items: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of the items in ``epoch`` (a function of seed and epoch only)."""
-    g = torch.Generator().manual_seed(int(rng_for(seed, _DRAW_ORDER, epoch).integers(0, 2**62)))
+    g = torch.Generator().manual_seed(int(rng_for(seed, DRAW_ORDER, epoch).integers(0, 2**62)))
     return torch.randperm(n_items, generator=g)
 
 
@@ -244,7 +243,7 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         if dev.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], dev)
     else:
-        torch.manual_seed(int(rng_for(seed, 4).integers(0, 2**62)))  # dropout stream of this run
+        torch.manual_seed(int(rng_for(seed, DRAW_TORCH).integers(0, 2**62)))  # dropout stream of this run
 
     ws.resolved_specs_file(exp).parent.mkdir(parents=True, exist_ok=True)
     specs_mod.save(specs, ws.resolved_specs_file(exp))

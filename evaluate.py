@@ -1,0 +1,9 @@
+#!/usr/bin/env python
+"""Evaluate shapes: ``python evaluate.py reconstruction -x experiments/<name> [-e N]`` or
+``python evaluate.py compare REAL GENERATED [--out evaluation]``."""
+import sys
+
+from autodecoder.evaluation import main
+
+if __name__ == "__main__":
+    sys.exit(main())
