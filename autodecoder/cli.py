@@ -59,16 +59,43 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 def test_main(argv: Sequence[str] | None = None) -> int:
     from .generation import TYPES
     p = _Parser(prog="test.py", description="Reconstruct learned sequences or generate new ones as SDF grids "
-                "(ReconstructionDims × ReconstructionFramesPerSequence of specs.json).",
-                epilog="example: python test.py -x experiments/demo -t reconstruct -e latest")
+                "(ReconstructionDims × ReconstructionFramesPerSequence of specs.json); sample new cells from the "
+                "learned distribution, fit the model to an unseen cell, interpolate between learned cells.",
+                epilog="examples: python test.py -x experiments/demo -t reconstruct -e latest; "
+                       "-t sample --num 8 --temperature 0.8; -t fit --target cell.h5; "
+                       "-t interpolate --from 0 --to 3 --steps 6")
     p.add_argument("-x", "--experiment", required=True, help="experiment folder holding specs.json")
     p.add_argument("-t", "--type", required=True, metavar="TYPE", help=" | ".join(TYPES))
     p.add_argument("-e", "--epoch", help="epoch N, or latest (default: the no-epoch files model.pth, "
                    "lat_vecs.mat, rot_angs.mat)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present, else cpu)")
     p.add_argument("--seed", type=int, help="seed of generation (default: drawn and recorded in the files)")
-    p.add_argument("--out", help="output folder (default: OUT_reconstruct or OUT_randomgen in the experiment)")
+    p.add_argument("--out", help="output folder (default: OUT_reconstruct, OUT_randomgen, OUT_sample, OUT_fit or "
+                   "OUT_interpolate in the experiment)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ex = p.add_mutually_exclusive_group()  # adaptive extraction (autodecoder/adaptive.py)
+    ex.add_argument("--adaptive", action="store_true", help="decode densely only near the surface (sdf = 0 and "
+                    "--threshold): same masks and meshes, far fewer network evaluations; SDF values away from "
+                    "the surface are interpolated (see experiments/README.md)")
+    ex.add_argument("--dense", dest="adaptive", action="store_false", help="decode every voxel (the default)")
+    ls = p.add_argument_group("-t sample: codes from a Gaussian fitted to the learned codes")
+    ls.add_argument("--temperature", type=float, metavar="T",
+                    help="scale of the spread: 0 gives the mean code, 1 the learned spread (default 1)")
+    ls.add_argument("--num", type=int, metavar="N", help="how many sequences (default: NumSequences)")
+    ls.add_argument("--pca", type=int, metavar="K", help="keep K principal components of the learned codes "
+                    "(default: full covariance, Ledoit-Wolf shrinkage when codes <= CodeLength)")
+    ls.add_argument("--around", metavar="CODE", help="centre the draws on this code: a fit_<stem>_code.mat "
+                    "written by -t fit (its angles are kept), or a learned code's row number")
+    lf = p.add_argument_group("-t fit: fit a new code (and rotation) to an unseen cell, the decoder frozen")
+    lf.add_argument("--target", metavar="FILE", help="SDF sequence (.h5/.mat in the training layout) to fit")
+    lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 400)")
+    lf.add_argument("--lr", type=float, help="Adam learning rate of the code (default 0.01; angles: a tenth)")
+    li = p.add_argument_group("-t interpolate: sequences along the path between two learned codes")
+    li.add_argument("--from", dest="start", type=int, metavar="I", help="first learned code (row)")
+    li.add_argument("--to", dest="end", type=int, metavar="J", help="last learned code (row)")
+    li.add_argument("--steps", type=int, metavar="K", help="sequences along the path, both ends included (default 5)")
+    li.add_argument("--path", choices=("linear", "slerp"), help="path between the codes (default slerp); "
+                    "rotations follow the SO(3) geodesic")
     from .exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, parse_voxel_size
     g = p.add_argument_group("exports, beside each output file in <out>/<file stem>/")
     g.add_argument("--tif", action="store_true", help="binary TIFF per frame and an ImageJ hyperstack (TZYX)")
@@ -84,11 +111,15 @@ def test_main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = p.parse_args(argv)
-        from .generation import Exports, run
+        from .generation import Exports, LatentOptions, check_options, run
         exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
         if args.mesh_units == "um" and args.voxel_size is None:
             raise UserError("--mesh-units um: needs --voxel-size")
+        options = LatentOptions(args.temperature, args.num, args.pca, args.around, args.target, args.start,
+                                args.end, args.steps, args.path, args.iterations, args.lr)
+        check_options(args.type, options)
         run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed,
-            out_dir=args.out, progress=not args.no_progress, exports=exports)
+            out_dir=args.out, progress=not args.no_progress, exports=exports, options=options,
+            adaptive=args.adaptive)
         return 0
     return _guard(go)

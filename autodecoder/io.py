@@ -197,6 +197,13 @@ class SequenceWriter:
             self._array[t] = frame
         self._written[t] = True
 
+    def update_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Add or replace provenance attributes before the file is closed (e.g. scores of the frames written)."""
+        self.attrs.update(attrs)
+        if self.use_hdf5:
+            for k, v in attrs.items():
+                self._file.attrs[k] = _attr_value(v)
+
     def close(self) -> None:
         """Finish the file and move it to its final name."""
         if not self._written.all():

@@ -59,3 +59,61 @@ def draw(sdf: np.ndarray, n: int, rng: np.random.Generator, where: str = "frame"
     else:
         take_far = near[:0]
     return np.concatenate([take_near, take_far])
+
+
+# --------------------------------------------------------------------------
+# fresh sampling from a bounded pool (this project's "FreshSampling" option)
+
+#: Purposes of the fresh-sampling draws (continuing the list above).
+DRAW_FRESH_POOL, DRAW_FRESH = 5, 6
+
+
+def fresh_pool(sdf: np.ndarray, n: int, factor: float, rng: np.random.Generator,
+               where: str = "frame") -> tuple[np.ndarray, np.ndarray, bool]:
+    """A per-frame pool for fresh per-epoch draws: (near indices, far indices, all_near_once).
+
+    The pool holds up to ``factor`` times the near and far points that one draw
+    of ``n`` needs, each part a uniform sample *without* replacement of the
+    frame's near (SDF ≤ 0.3) or far points, in ascending index order. When the
+    frame has fewer near points than ``int(0.7·n)`` the pool holds all of them
+    and ``all_near_once`` is True: every draw then takes them all once, as the
+    original's rule does. Raises :class:`UserError` like :func:`draw` when far
+    points are needed but there are none.
+    """
+    flat = np.asarray(sdf).reshape(-1)
+    near_mask = flat <= NEAR_THRESHOLD
+    near = np.flatnonzero(near_mask)
+    n_near = int(NEAR_SHARE * n)
+    all_once = len(near) < n_near
+    n_far = n - (len(near) if all_once else n_near)
+    if not all_once:
+        keep = min(len(near), max(n_near, int(np.ceil(factor * n_near))))
+        if keep < len(near):
+            near = np.sort(near[rng.choice(len(near), size=keep, replace=False)])
+    far = np.flatnonzero(~near_mask)
+    if n_far > 0 and len(far) == 0:
+        raise UserError(f"{where}: no point with SDF > {NEAR_THRESHOLD} to draw the far samples from "
+                        f"(is the SDF normalised, negative inside?)")
+    keep = min(len(far), max(n_far, int(np.ceil(factor * n_far))))
+    if keep < len(far):
+        far = np.sort(far[rng.choice(len(far), size=keep, replace=False)])
+    if n_far == 0:
+        far = far[:0]
+    return near, far, all_once
+
+
+def draw_from_pool(n_near_pool: int, n_far_pool: int, all_near_once: bool, n: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Positions (int64, (n,)) into a pool laid out as [near part, far part]: near first, then far.
+
+    The 70/30 rule of :func:`draw`, applied to the pool: ``int(0.7·n)`` near
+    positions uniformly with replacement (or every near position once when
+    ``all_near_once``), the rest uniformly with replacement from the far part.
+    """
+    if all_near_once:
+        near = np.arange(n_near_pool)
+    else:
+        near = rng.integers(0, n_near_pool, size=int(NEAR_SHARE * n)) if int(NEAR_SHARE * n) else np.zeros(0, np.int64)
+    n_far = n - len(near)
+    far = n_near_pool + rng.integers(0, n_far_pool, size=n_far) if n_far > 0 else np.zeros(0, np.int64)
+    return np.concatenate([near, far]).astype(np.int64)

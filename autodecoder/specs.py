@@ -155,6 +155,18 @@ TOP_KEYS: dict[str, Key] = {
     "ReconstructionFramesPerSequence": _req(int_ge(1), TEST),
     "ReconstructionSubsetSize": _req(int_ge(1), TEST),
     "HDF5CompressionLevel": _req(int_range(0, 9), TEST),
+    # added by this project (speed and memory; see experiments/README.md, "Keys this project adds")
+    "FastPath": _added(boolean, True),
+    "TrainChunkSize": _added(int_ge(1), 8192),
+    "FreshSampling": _added(boolean, False),
+    "SamplePoolFactor": _added(num_ge(1), 5.0),
+    "SampleValueDtype": _added(lambda v: None if v in ("float32", "float16") else '"float32" or "float16"',
+                               "float32"),
+    "Threads": _added(optional(int_ge(1)), None),
+    "Bf16Autocast": _added(boolean, False),
+    "TF32Matmul": _added(boolean, False),
+    "Compile": _added(lambda v: None if isinstance(v, bool) or (isinstance(v, str) and v)
+                      else 'true, false or a torch.compile backend name ("inductor", "aot_eager", …)', False),
 }
 
 #: Keys of earlier versions that the authors' specs files still carry:

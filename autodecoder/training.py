@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoints, specs as specs_mod, workspace as ws
+from . import __version__, checkpoints, fastpath, specs as specs_mod, workspace as ws
 from .data import Batch, TrainingSet
 from .errors import UserError
 from .geometry import rotation_matrices
@@ -134,6 +134,30 @@ def batch_loss(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batc
     return sdf_loss, code_loss
 
 
+def train_step(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batch: Batch, specs: dict,
+               epoch: int, fast: bool = True, accel: "fastpath.Accel | None" = None) -> tuple[float, float]:
+    """Accumulate the gradients of one batch's loss; return (SDF loss, code loss) as numbers.
+
+    ``fast``: chunked forward/backward on split layers (:func:`autodecoder.fastpath.loss_and_backward`);
+    else the plain path, :func:`batch_loss` and one backward pass over the whole batch.
+    The two give the same losses and gradients up to float rounding.
+    """
+    accel = accel or fastpath.Accel()
+    if fast:
+        return fastpath.loss_and_backward(decoder, codes, angles, batch, specs,
+                                          code_regularization_weight(specs, epoch),
+                                          chunk=specs.get("TrainChunkSize", fastpath.TRAIN_CHUNK),
+                                          autocast=accel.autocast, forward=accel.forward)
+    if accel.autocast is not None:
+        with accel.autocast():
+            sdf_loss, code_loss = batch_loss(decoder, codes, angles, batch, specs, epoch)
+        sdf_loss = sdf_loss.float()
+    else:
+        sdf_loss, code_loss = batch_loss(decoder, codes, angles, batch, specs, epoch)
+    (sdf_loss + code_loss).backward()
+    return sdf_loss.item(), code_loss.item()
+
+
 # --------------------------------------------------------------------------
 
 class _StopFlag:
@@ -211,8 +235,13 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
     seed = resolve_seed(seed)
 
     source = resolve_data_source(specs, exp)
+    if specs["Threads"] is not None:
+        torch.set_num_threads(specs["Threads"])
+    # FastPath: samples as grid indices (the plain path holds the original's float32 x, y, z, sdf rows)
     data = TrainingSet(source, specs["UseHDF5"], specs["NumSequences"], specs["TrainSampleFraction"],
-                       specs["OnTheFlySampling"], seed, progress=progress)
+                       specs["OnTheFlySampling"], seed, progress=progress,
+                       layout="compact" if specs["FastPath"] else "original", fresh=specs["FreshSampling"],
+                       pool_factor=specs["SamplePoolFactor"], value_dtype=specs["SampleValueDtype"])
 
     decoder, codes0, angles0 = init_tables(specs, seed)
     start_epoch, start_batch = 1, 0
@@ -233,6 +262,10 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         start_epoch = epoch_arg + 1
 
     decoder.to(dev).train()
+    accel = fastpath.Accel.from_specs(specs, dev)
+    use_fast = specs["FastPath"] and fastpath.fast_path_applies(decoder, training=True)
+    if specs["FastPath"] and not use_fast:
+        log("note: latent_dropout / hidden-layer dropout: the fast path does not apply, training on the plain path")
     codes = torch.nn.Parameter(codes0.to(dev))
     angles = torch.nn.Parameter(angles0.to(dev))
     opt_first, opt_second = make_optimizers(decoder, codes, angles)
@@ -264,7 +297,8 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
     batches_per_epoch = math.ceil(n_items / fpb)
     total = (n_epochs - start_epoch + 1) * batches_per_epoch - start_batch
     log(f"training {exp} on {dev}: {n_items} frames of {data.n_points} points, {batches_per_epoch} batches "
-        f"per epoch, epochs {start_epoch}…{n_epochs}, seed {seed}")
+        f"per epoch, epochs {start_epoch}…{n_epochs}, seed {seed}, {'fast' if use_fast else 'plain'} path "
+        f"({accel.describe()}, {torch.get_num_threads()} threads)")
 
     def snapshot(next_epoch: int, next_batch: int, completed: int) -> dict[str, Any]:
         return {
@@ -295,18 +329,17 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
             for b in range(first_batch, batches_per_epoch):
                 items = order[b * fpb:(b + 1) * fpb]
                 batch = data.batch(items, epoch).to(dev)
-                sdf_loss, code_loss = batch_loss(decoder, codes, angles, batch, specs, epoch)
                 decoder.zero_grad(set_to_none=True)
                 codes.grad = None
                 angles.grad = None
-                (sdf_loss + code_loss).backward()
+                sdf_value, code_value = train_step(decoder, codes, angles, batch, specs, epoch, use_fast, accel)
                 if specs["GradientClipNorm"] is not None:
                     torch.nn.utils.clip_grad_norm_(decoder.parameters(), specs["GradientClipNorm"])
                 optimizer.step()
-                sums[0] += sdf_loss.item()
-                sums[1] += code_loss.item()
+                sums[0] += sdf_value
+                sums[1] += code_value
                 bar.update(1)
-                bar.set_postfix(loss=f"{sdf_loss.item():.5f}")
+                bar.set_postfix(loss=f"{sdf_value:.5f}")
                 if stop.requested and b + 1 < batches_per_epoch:
                     sums[2] += time.time() - t0
                     checkpoints.save_latest(exp, snapshot(epoch, b + 1, epoch - 1))

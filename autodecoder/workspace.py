@@ -8,7 +8,11 @@ An experiment folder holds ``specs.json`` and, after training (original layout):
     YYYY-MM-DD_HHh-MMm-SSs_train_log.txt
 
 plus what this project adds: ``model_parameters/latest.pth`` (the full training
-state, for resuming), ``model_parameters/resolved_specs.json`` and ``loss.png``.
+state, for resuming), ``model_parameters/resolved_specs.json`` and ``loss.png``;
+``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz`` (the Gaussian
+fitted to a code table by ``test.py -t sample``); and the output folders of the
+added types, ``OUT_sample``, ``OUT_fit`` and ``OUT_interpolate``, beside the
+original's ``OUT_reconstruct`` and ``OUT_randomgen``.
 The no-epoch names (``model.pth``, ``lat_vecs.mat``, ``rot_angs.mat``) are the
 layout of the authors' distributed pre-trained models.
 """
@@ -28,8 +32,11 @@ LATEST = "latest"
 LATEST_FILE = "latest.pth"
 RESOLVED_SPECS = "resolved_specs.json"
 LOSS_PLOT = "loss.png"
-OUT_DIRS = {"reconstruct": "OUT_reconstruct", "generate": "OUT_randomgen", "generate_filo": "OUT_randomgen"}
-OUT_PREFIX = {"reconstruct": "rec", "generate": "gen", "generate_filo": "gen"}
+OUT_DIRS = {"reconstruct": "OUT_reconstruct", "generate": "OUT_randomgen", "generate_filo": "OUT_randomgen",
+            "sample": "OUT_sample", "fit": "OUT_fit", "interpolate": "OUT_interpolate"}
+OUT_PREFIX = {"reconstruct": "rec", "generate": "gen", "generate_filo": "gen",
+              "sample": "smp", "fit": "fit", "interpolate": "int"}
+LATENT_GAUSSIAN = "latent_gaussian"
 
 _EPOCH_FILE = re.compile(r"^e(\d{4,})_model\.pth$")
 
@@ -48,6 +55,13 @@ def codes_file(exp: Path, epoch: int | None) -> Path:
 
 def angles_file(exp: Path, epoch: int | None) -> Path:
     return Path(exp) / CODES_DIR / f"{_prefix(epoch)}rot_angs.mat"
+
+
+def latent_gaussian_file(exp: Path, epoch: int | str | None, pca: int | None = None) -> Path:
+    """The Gaussian fitted to a code table, next to it: ``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz``."""
+    prefix = f"{LATEST}_" if epoch == LATEST else _prefix(epoch)
+    tail = "" if pca is None else f"_pca{int(pca)}"
+    return Path(exp) / CODES_DIR / f"{prefix}{LATENT_GAUSSIAN}{tail}.npz"
 
 
 def latest_file(exp: Path) -> Path:
@@ -72,10 +86,29 @@ def output_dir(exp: Path, kind: str) -> Path:
     return Path(exp) / OUT_DIRS[kind]
 
 
-def output_name(kind: str, index: int, angles, ext: str) -> str:
-    """``rec_seq_SSS_rot_A_B_C.h5`` (or ``gen_…``), angles with ``%.3f`` as the original names them."""
+def output_name(kind: str, index: int, angles, ext: str, tag: str | None = None) -> str:
+    """``rec_seq_SSS_rot_A_B_C.h5`` (or ``gen_…``), angles with ``%.3f`` as the original names them.
+
+    With ``tag`` (the new types): ``<prefix>_<tag>_seq_SSS_rot_A_B_C.<ext>``.
+    """
     a = "_".join(f"{float(v):.3f}" for v in angles)
-    return f"{OUT_PREFIX[kind]}_seq_{index:03d}_rot_{a}.{ext}"
+    mid = f"_{tag}" if tag else ""
+    return f"{OUT_PREFIX[kind]}{mid}_seq_{index:03d}_rot_{a}.{ext}"
+
+
+def interpolation_tag(start: int, end: int, path: str) -> str:
+    """``SSS_to_EEE_<path>``: which two learned codes an interpolation joins, and how."""
+    return f"{start:03d}_to_{end:03d}_{path}"
+
+
+def interpolation_sheet(out: Path, tag: str) -> Path:
+    """The contact sheet of an interpolation (steps × frames of MIPs): ``int_<tag>_sheet.png``."""
+    return Path(out) / f"{OUT_PREFIX['interpolate']}_{tag}_sheet.png"
+
+
+def fit_code_file(out: Path, stem: str) -> Path:
+    """The code (and angles) fitted to the target ``<stem>.h5``: ``fit_<stem>_code.mat``."""
+    return Path(out) / f"{OUT_PREFIX['fit']}_{stem}_code.mat"
 
 
 def available_epochs(exp: Path) -> list[int]:

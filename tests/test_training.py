@@ -181,3 +181,44 @@ def test_same_seed_same_result(tiny_experiment):
     a, b = tiny_experiment("a", NumEpochs=2), tiny_experiment("b", NumEpochs=2)
     assert _train(a, seed=2) == 0 and _train(b, seed=2) == 0
     _assert_same(_final_state(a, 2), _final_state(b, 2))
+
+
+def test_trains_on_mat_files_and_reads_v73(tmp_path, tiny_experiment):
+    """MAT v5 files hold (T, X, Y, Z) directly; MAT v7.3 files are HDF5 stored MATLAB-style."""
+    import h5py
+    from autodecoder.io import read_sequence
+    from conftest import sphere_sdf_sequence
+    data = tmp_path / "matdata"
+    data.mkdir()
+    seqs = [sphere_sdf_sequence((12, 10, 8), n, 0.4, 0.2) for n in (3, 2, 4)]
+    scipy.io.savemat(data / "a.mat", {"sdf_vid": seqs[0]})
+    scipy.io.savemat(data / "b.mat", {"sdf_vid": seqs[1]})
+    with h5py.File(data / "c.mat", "w") as f:  # what MATLAB's save -v7.3 writes
+        f.create_dataset("sdf_vid", data=seqs[2].transpose(3, 2, 1, 0))
+    for name, ref in zip("abc", seqs):
+        assert np.array_equal(read_sequence(data / f"{name}.mat"), ref)
+    exp = tiny_experiment("mat", DataSource=str(data), UseHDF5=False, NumEpochs=1)
+    assert _train(exp, seed=0) == 0
+    assert scipy.io.loadmat(ws.codes_file(exp, 1))["lat_vecs"].shape == (3, 8)
+
+
+def test_cli_ctrl_c_exits_130_and_keeps_a_resumable_checkpoint(tiny_experiment):
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    exp = tiny_experiment("sigint", NumEpochs=10000, LogFrequency=5000)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-x", str(exp), "--seed", "1", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.time() + 120
+    while time.time() < deadline and not ws.latest_file(exp).is_file():  # first epoch done
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with --continue latest" in out + err
+    assert "Traceback" not in err
+    st = torch.load(ws.latest_file(exp), weights_only=True)
+    assert st["completed_epoch"] >= 1
+    assert not list(exp.glob("model_parameters/.*tmp*"))  # no partial file left behind

@@ -1,0 +1,285 @@
+"""Adaptive extraction: decode a frame densely only where its surface can be.
+
+The mask ``sdf <= level`` (and a marching-cubes mesh at ``level``) depends on
+the network only near the surface. Here a frame is decoded on a coarse lattice
+(every ``coarse``-th voxel, plus the last voxel of each axis), and then, step
+by step (lattice step 8 → 4 → 2 → 1 voxels), only inside the lattice cells
+where the level set can pass; everywhere else its side is already certain.
+
+**The bound.** If ``|f(p) - f(q)| <= L·|p - q|`` (coordinates in [-1, 1]),
+every point of a lattice cell lies within half the cell's diagonal ``r`` of one
+of its corners, so a cell whose corner values all exceed ``level + L·r`` (or
+all stay below ``level - L·r``) holds no point on the other side of the level.
+The network is not an exact distance function, so ``L`` is not its true
+constant but a bound derived from the data's scale with a margin: the training
+SDFs are distances divided by the outer clamp, 32 voxels of a 256³ grid, so one
+SDF unit is ``sdf_unit`` = 64/255 ≈ 0.25 in grid coordinates (the demo data
+clamp 8 voxels of 64³, the same share). An exact SDF then changes by at most
+``1/sdf_unit`` ≈ 4 per coordinate unit; the discrete training SDFs (outer
+minus inner distance transform) jump by two voxels across the surface (slope
+≈ 8), and trained networks are steeper still between their samples (up to
+about 24 on the demo models at 256³, see ``benchmarks/validate_adaptive.py``).
+``L = safety / sdf_unit`` with ``safety`` 7, i.e. L ≈ 28.
+
+**What is stored.** Every voxel that the bound leaves undecided, and every
+voxel at a corner of a voxel cell that a level cuts, holds the network's value
+(the same as dense decoding): masks ``sdf <= level`` and marching-cubes
+surfaces at the levels asked for equal those of dense decoding. Every other
+voxel holds the trilinear interpolation of the corner values of the coarsest
+lattice cell whose side was settled (near the band: that value clipped to the
+interval the bound gives): on the same side of every level as the network,
+and at least ``L·r`` beyond it, but not the network's value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+#: Coordinate length of one SDF unit in the training data: 32 voxels of a 256³ grid.
+SDF_UNIT = 64 / 255
+#: Margin on the exact-SDF slope 1/SDF_UNIT.
+SAFETY = 7.0
+#: Lattice step (voxels) of the first, dense, coarse decoding.
+COARSE = 8
+#: New lattice points of steps below this are bounded before they are evaluated (see decode_adaptive).
+CERTIFY_BELOW = 4
+
+
+def lipschitz_bound(safety: float = SAFETY, sdf_unit: float = SDF_UNIT) -> float:
+    """The slope bound ``L`` (SDF units per coordinate unit) used to decide cells."""
+    return float(safety) / float(sdf_unit)
+
+
+def _lattice(n: int, step: int) -> np.ndarray:
+    """Indices of the lattice of step ``step`` on an axis of ``n`` voxels: 0, step, 2·step, …, and n-1."""
+    idx = np.arange(0, n, step)
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    return idx
+
+
+def _interp_axis(v: np.ndarray, src: np.ndarray, dst: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of ``v`` (sampled at ``src`` along ``axis``) at ``dst`` ⊇ ``src``."""
+    if len(src) == 1:
+        return np.repeat(v, len(dst), axis=axis)
+    j = np.clip(np.searchsorted(src, dst, side="right") - 1, 0, len(src) - 2)
+    w = ((dst - src[j]) / (src[j + 1] - src[j])).astype(np.float32)
+    shape = [1, 1, 1]
+    shape[axis] = len(dst)
+    w = w.reshape(shape)
+    out = np.take(v, j, axis=axis) * (1 - w)
+    out += np.take(v, j + 1, axis=axis) * w  # w is 0 or 1 at lattice points: their values stay exact
+    return out
+
+
+def _embed(mask: np.ndarray, src: list[np.ndarray], dst: list[np.ndarray]) -> np.ndarray:
+    """A boolean array on lattice ``dst`` ⊇ ``src``: ``mask`` at the points of ``src``, False elsewhere."""
+    out = np.zeros(tuple(len(d) for d in dst), dtype=bool)
+    pos = [np.searchsorted(d, s) for s, d in zip(src, dst)]
+    out[np.ix_(*pos)] = mask
+    return out
+
+
+def _cell_extrema(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max over the 8 corners of every lattice cell of ``v`` (a degenerate axis has one cell)."""
+    lo = hi = v
+    for axis in range(3):
+        if lo.shape[axis] > 1:
+            a0 = [slice(None)] * 3
+            a1 = [slice(None)] * 3
+            a0[axis] = slice(0, -1)
+            a1[axis] = slice(1, None)
+            lo = np.minimum(lo[tuple(a0)], lo[tuple(a1)])
+            hi = np.maximum(hi[tuple(a0)], hi[tuple(a1)])
+    return lo, hi
+
+
+def _half_diagonals(lats: list[np.ndarray], spacing: list[float]) -> np.ndarray:
+    """Half the diagonal of every lattice cell, in coordinate units, shape of the cell array."""
+    sq = 0.0
+    for axis, (lat, h) in enumerate(zip(lats, spacing)):
+        ext = np.diff(lat).astype(np.float64) * h if len(lat) > 1 else np.zeros(1)
+        shape = [1, 1, 1]
+        shape[axis] = len(ext)
+        sq = sq + (ext.reshape(shape) / 2) ** 2
+    return np.sqrt(sq)
+
+
+def _corners_of(cells: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Lattice points (array of ``shape``) that are a corner of a True cell."""
+    out = np.zeros(shape, dtype=bool)
+    offs = [(0, 1) if shape[a] > 1 else (0,) for a in range(3)]
+    n = cells.shape
+    for da in offs[0]:
+        for db in offs[1]:
+            for dc in offs[2]:
+                out[da:da + n[0], db:db + n[1], dc:dc + n[2]] |= cells
+    return out
+
+
+def _parents(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """For every cell of lattice ``fine``, the index of the ``coarse`` cell that contains it."""
+    n_cells = max(len(coarse) - 1, 1)
+    starts = fine[:-1] if len(fine) > 1 else fine
+    return np.clip(np.searchsorted(coarse, starts, side="right") - 1, 0, n_cells - 1)
+
+
+def _certify(cand: tuple[np.ndarray, np.ndarray, np.ndarray], new_lats: list[np.ndarray], lats: list[np.ndarray],
+             lo: np.ndarray, hi: np.ndarray, valid: np.ndarray, spacing: list[float],
+             lip: float) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals ``[max f(c) - L·d, min f(c) + L·d]`` of new lattice points from the valid corners of their cell."""
+    m = len(cand[0])
+    lo_p = np.full(m, -np.inf, dtype=np.float32)
+    hi_p = np.full(m, np.inf, dtype=np.float32)
+    par, off = [], []
+    for axis in range(3):
+        x = new_lats[axis][cand[axis]]
+        n_cells = max(len(lats[axis]) - 1, 1)
+        j = np.clip(np.searchsorted(lats[axis], x, side="right") - 1, 0, n_cells - 1)
+        par.append(j)
+        off.append(x)
+    for da in (0, 1):
+        ka = np.minimum(par[0] + da, len(lats[0]) - 1)
+        d2a = ((off[0] - lats[0][ka]) * spacing[0]).astype(np.float32) ** 2
+        for db in (0, 1):
+            kb = np.minimum(par[1] + db, len(lats[1]) - 1)
+            d2ab = d2a + ((off[1] - lats[1][kb]) * spacing[1]).astype(np.float32) ** 2
+            for dc in (0, 1):
+                kc = np.minimum(par[2] + dc, len(lats[2]) - 1)
+                d = lip * np.sqrt(d2ab + ((off[2] - lats[2][kc]) * spacing[2]).astype(np.float32) ** 2)
+                ok = valid[ka, kb, kc]
+                np.maximum(lo_p, np.where(ok, lo[ka, kb, kc] - d, -np.inf), out=lo_p)
+                np.minimum(hi_p, np.where(ok, hi[ka, kb, kc] + d, np.inf), out=hi_p)
+    return lo_p, hi_p
+
+
+def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[int, int, int],
+                    levels: Iterable[float] = (0.0,), lipschitz: float | None = None, coarse: int = COARSE,
+                    stats: dict | None = None, certify_below: int = CERTIFY_BELOW) -> np.ndarray:
+    """One frame, float32 ``dims``, decoded densely only near the level sets ``levels``.
+
+    Args:
+        evaluate: SDF at flat (C-order) voxel indices, int64 (m,) → float32 (m,).
+        dims: the grid ``(N0, N1, N2)``; voxel centres span [-1, 1].
+        levels: the iso-levels whose masks and surfaces must be exact (0, and e.g.
+            the 0.035 of filopodial cells).
+        lipschitz: the slope bound ``L`` (default :func:`lipschitz_bound`).
+        coarse: lattice step of the first decoding, rounded down to a power of two.
+        stats: if given, ``stats["evaluations"]`` is increased by the number of
+            network evaluations (= voxels holding the network's value).
+        certify_below: lattice steps (voxels) at which new points are first
+            bounded and evaluated only when the bound leaves their side open.
+
+    Every lattice point holds an interval ``[lo, hi]`` known to contain the
+    network's value (a single value where evaluated). A cell of a lattice is
+    refined only when its corners' intervals, widened by ``L·r``, do not settle
+    the side of its whole box. The points of the next lattice inside refined
+    cells are evaluated; on the finest steps (``certify_below``) a point first
+    gets the interval ``[max f(c) - L·|p - c|, min f(c) + L·|p - c|]`` over the
+    corners ``c`` of its cell, and is evaluated only when that interval does
+    not settle its side of every level (else it stores the interpolated value,
+    clipped to the interval). Last, every voxel that is a corner of a voxel
+    cell whose corners lie on both sides of a level is made exact, so marching
+    cubes sees network values on every edge it cuts.
+    """
+    dims = tuple(int(n) for n in dims)
+    lip = lipschitz_bound() if lipschitz is None else float(lipschitz)
+    levels = np.asarray(sorted(set(float(v) for v in levels)), dtype=np.float32)
+    spacing = [2.0 / (n - 1) if n > 1 else 0.0 for n in dims]
+    step = 1 << max(0, int(math.floor(math.log2(max(1, coarse)))))
+    strides = (dims[1] * dims[2], dims[2], 1)
+    n_eval = 0
+
+    def run(lats: list[np.ndarray], a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        nonlocal n_eval
+        n_eval += len(a)
+        if not len(a):
+            return np.zeros(0, np.float32)
+        flat = lats[0][a] * strides[0] + lats[1][b] * strides[1] + lats[2][c] * strides[2]
+        return np.asarray(evaluate(flat), dtype=np.float32)
+
+    def settled(lo: np.ndarray, hi: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        ok = np.ones(np.broadcast(lo, hi).shape, dtype=bool)
+        for lev in levels:
+            ok &= (lo - lev > margin) | (hi - lev < -margin)
+        return ok
+
+    lats = [_lattice(n, step) for n in dims]
+    shape = tuple(len(l) for l in lats)
+    values = run(lats, *np.indices(shape).reshape(3, -1)).reshape(shape)
+    lo, hi = values, values
+    exact = np.ones(shape, dtype=bool)
+    valid = exact
+    active = np.ones(tuple(max(s - 1, 1) for s in shape), dtype=bool)  # cells still to test
+    while step > 1:
+        cell_lo, _ = _cell_extrema(lo)
+        _, cell_hi = _cell_extrema(hi)
+        undecided = active & ~settled(cell_lo, cell_hi, lip * _half_diagonals(lats, spacing))
+        if not undecided.any():
+            break
+        step //= 2
+        new_lats = [_lattice(n, step) for n in dims]
+        new_shape = tuple(len(l) for l in new_lats)
+        parents = [_parents(new_lats[a], lats[a]) for a in range(3)]
+        new_active = undecided[np.ix_(*parents)]
+        v = values
+        for axis in range(3):
+            v = _interp_axis(v, lats[axis], new_lats[axis], axis)
+        pos = np.ix_(*[np.searchsorted(d, s_) for s_, d in zip(lats, new_lats)])
+        new_exact = np.zeros(new_shape, dtype=bool)
+        new_exact[pos] = exact
+        new_valid = np.zeros(new_shape, dtype=bool)
+        new_valid[pos] = valid
+        last = step == 1  # the voxels themselves: no further cell test needs their intervals
+        new_lo, new_hi = (None, None) if last else (v.copy(), v.copy())
+        if not last:
+            new_lo[pos], new_hi[pos] = lo, hi
+        cand = np.nonzero(_corners_of(new_active, new_shape) & ~new_valid)
+        if step < certify_below and len(cand[0]):
+            lo_p, hi_p = _certify(cand, new_lats, lats, lo, hi, valid, spacing, lip)
+            sure = settled(lo_p, hi_p)
+            sc = tuple(c[sure] for c in cand)
+            if not last:
+                new_lo[sc], new_hi[sc] = lo_p[sure], hi_p[sure]
+            v[sc] = np.clip(v[sc], lo_p[sure], hi_p[sure])
+            new_valid[sc] = True
+            cand = tuple(c[~sure] for c in cand)
+        got = run(new_lats, *cand)
+        v[cand] = got
+        if not last:
+            new_lo[cand] = got
+            new_hi[cand] = got
+        new_exact[cand] = True
+        new_valid[cand] = True
+        values, lo, hi, exact, valid, active, lats = v, new_lo, new_hi, new_exact, new_valid, new_active, new_lats
+    if step != 1:  # settled everywhere before the finest level: interpolate the rest
+        fine = [np.arange(n) for n in dims]
+        for axis in range(3):
+            values = _interp_axis(values, lats[axis], fine[axis], axis)
+        exact = _embed(exact, lats, fine)
+        lats = fine
+    # voxel cells that a level cuts: all their corners exact (marching cubes reads them)
+    vmin, vmax = _cell_extrema(values)
+    cut = np.zeros(vmin.shape, dtype=bool)
+    for lev in levels:
+        cut |= (vmin <= lev) & (vmax > lev)
+    fix = np.nonzero(_corners_of(cut, values.shape) & ~exact)
+    if len(fix[0]):
+        values[fix] = run(lats, *fix)
+        exact[fix] = True
+    if stats is not None:
+        stats["evaluations"] = stats.get("evaluations", 0) + int(n_eval)
+        if "exact" in stats:  # the caller asked for the voxels that hold network values
+            stats["exact"] = exact
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def evaluator(point_decoder) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap a :class:`autodecoder.fastpath.PointDecoder` (time already set) as ``evaluate`` for :func:`decode_adaptive`."""
+    def evaluate(index: np.ndarray) -> np.ndarray:
+        return point_decoder.evaluate(torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64))).numpy()
+    return evaluate

@@ -1,0 +1,240 @@
+#!/usr/bin/env python
+"""Measure what the latent-space types give on a trained model (re-runnable; prints Markdown tables).
+
+``compare``: generate vs generate_filo vs sample
+    Decodes the cells of each type as ``test.py`` does (same seed), then
+
+    * diversity: the mean pairwise Dice between the generated cells decoded
+      *without* rotation (per frame, averaged over frames and over all pairs;
+      lower is more varied); the training cells' own value is printed for
+      reference;
+    * realism: two-sample Kolmogorov–Smirnov p-values of every per-frame shape
+      descriptor (:func:`autodecoder.evaluation.compare`) of the cells as
+      written (with their rotations) against the training cells (higher: no
+      evidence that they differ).
+
+    With ``--docs DIR`` it also writes the picture of the README (MIPs of the
+    three types side by side).
+
+``fit``: fit vs the best learned code
+    For each ``--target``: the Dice of the best single learned code decoded
+    with the best learned rotation (every code × every rotation is ranked by
+    its Dice on three frames (first, middle, last); the ``--top`` best pairs
+    are then scored on all frames), and the Dice of ``test.py -t fit``
+    (started from the mean code).
+
+Examples::
+
+    python benchmarks/latent_space.py compare -x /tmp/latent_demo -e latest --docs docs
+    python benchmarks/latent_space.py fit -x /tmp/latent_demo -e latest --target unseen.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autodecoder import checkpoints, evaluation, generation, specs as specs_mod, workspace as ws  # noqa: E402
+from autodecoder.descriptors import FRAME_DESCRIPTORS, LABELS  # noqa: E402
+from autodecoder.grid import decode_frames  # noqa: E402
+from autodecoder.io import SequenceFile, list_sequence_files, read_sequence  # noqa: E402
+from autodecoder.metrics import dice  # noqa: E402
+from autodecoder.model import Decoder  # noqa: E402
+from autodecoder.training import resolve_data_source  # noqa: E402
+
+KINDS = ("generate", "generate_filo", "sample")
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def load(exp: Path, epoch):
+    specs = specs_mod.load(exp, specs_mod.TEST)
+    trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(epoch), specs["CodeLength"])
+    dec = Decoder.from_specs(specs)
+    checkpoints.load_into(dec, trained.state, trained.source)
+    return specs, trained, dec
+
+
+def decode(dec, specs, code, angles, dims=None, frames=None) -> np.ndarray:
+    dims = tuple(dims or specs["ReconstructionDims"])
+    frames = frames or specs["ReconstructionFramesPerSequence"]
+    return np.stack(list(decode_frames(dec, code, angles, dims, frames, specs["ReconstructionSubsetSize"])))
+
+
+def mean_pairwise_dice(masks: list[np.ndarray]) -> float:
+    """Mean over pairs of sequences of the mean per-frame Dice."""
+    vals = [np.mean([dice(a[t], b[t]) for t in range(len(a))]) for a, b in itertools.combinations(masks, 2)]
+    return float(np.mean(vals))
+
+
+def sheet_rows(masks: list[np.ndarray], frames: list[int]) -> np.ndarray:
+    from autodecoder.plots import mip
+    rows = []
+    for m in masks:
+        rows.append(np.concatenate([np.pad(mip(m[t]), 1, constant_values=96) for t in frames], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def compare(args) -> int:
+    exp = Path(args.experiment)
+    specs, trained, dec = load(exp, args.epoch)
+    out = Path(args.out or exp / "latent_benchmark")
+    train_files = list_sequence_files(resolve_data_source(specs_mod.load(exp, specs_mod.TRAIN), exp), specs["UseHDF5"])
+    opts = {"generate": None, "generate_filo": None,
+            "sample": generation.LatentOptions(temperature=args.temperature, num=args.num, pca=args.pca)}
+    results, pictures = {}, {}
+    t0 = time.time()
+    truth = [read_sequence(f) <= 0 for f in train_files]
+    train_div = mean_pairwise_dice(truth)
+    for kind in KINDS:
+        files = generation.run(exp, kind, epoch=args.epoch, seed=args.seed, out_dir=out / kind,
+                               progress=not args.no_progress, log=quiet, options=opts[kind])
+        # the codes decoded in those files: the same plan, from the same seed
+        codes = [j.code for j in generation.plan(kind, trained.codes, trained.angles, specs["NumSequences"],
+                                                 args.seed, opts[kind])]
+        unrotated = [decode(dec, specs, c, np.zeros(3, np.float32)) <= 0 for c in codes]
+        div = mean_pairwise_dice(unrotated)
+        cmp = evaluation.compare(train_files, files, out / f"ks_{kind}", names=("training", kind),
+                                 progress=False, log=quiet, workers=args.workers)
+        p = {r["descriptor"]: r["p_value"] for r in cmp.ks if r["level"] == "frame"}
+        results[kind] = {"n": len(files), "diversity": div, "p": p}
+        pictures[kind] = [read_sequence(f) <= 0 for f in files]
+        print(f"{kind}: {len(files)} cells, mean pairwise Dice {div:.3f} ({time.time() - t0:.0f} s)", flush=True)
+    label = f"sample (T = {args.temperature:g}" + (f", PCA {args.pca}" if args.pca else "") + ")"
+    names = {"generate": "generate", "generate_filo": "generate_filo", "sample": label}
+    print()
+    print(f"Model {exp} ({trained.source.name}, epoch {trained.epoch}); seed {args.seed}; "
+          f"{len(train_files)} training cells (mean pairwise Dice {train_div:.3f})")
+    print()
+    print("| | " + " | ".join(names[k] for k in KINDS) + " |")
+    print("|---|" + "---:|" * len(KINDS))
+    print("| cells | " + " | ".join(str(results[k]["n"]) for k in KINDS) + " |")
+    print("| diversity: mean pairwise Dice, no rotation (lower = more varied) | "
+          + " | ".join(f"{results[k]['diversity']:.3f}" for k in KINDS) + " |")
+    for d in FRAME_DESCRIPTORS:
+        cells = []
+        for k in KINDS:
+            v = results[k]["p"].get(d, float("nan"))
+            cells.append("n/a" if not np.isfinite(v) else (f"{v:.2g}" if v >= 1e-3 else f"{v:.0e}"))
+        print(f"| KS p-value: {LABELS[d][0]} | " + " | ".join(cells) + " |")
+    ps, pg = results["sample"]["p"], results["generate"]["p"]
+    tested = [d for d in FRAME_DESCRIPTORS if np.isfinite(ps.get(d, np.nan)) and np.isfinite(pg.get(d, np.nan))]
+    not_worse = [d for d in tested if ps[d] >= pg[d]]
+    print()
+    print(f"sample vs generate: more varied {results['sample']['diversity'] < results['generate']['diversity']} "
+          f"({results['sample']['diversity']:.3f} vs {results['generate']['diversity']:.3f}); p-value at least as "
+          f"high on {len(not_worse)} of {len(tested)} descriptors"
+          + (f" (lower on: {', '.join(LABELS[d][0] for d in tested if d not in not_worse)})"
+             if len(not_worse) < len(tested) else ""))
+    if args.docs:
+        write_picture(pictures, names, Path(args.docs) / "latent_space_types.png", specs)
+    return 0
+
+
+def write_picture(pictures, names, path: Path, specs) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n_frames = specs["ReconstructionFramesPerSequence"]
+    frames = sorted({0, n_frames // 3, (2 * n_frames) // 3, n_frames - 1})
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(3.0 * len(KINDS), 4.2), dpi=80)
+    for ax, kind in zip(axes, KINDS):
+        ax.imshow(sheet_rows(pictures[kind], frames), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(names[kind], fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("frames " + ", ".join(str(t) for t in frames), fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"picture: {path}")
+
+
+def best_learned(dec, specs, codes, angles, target: np.ndarray, top: int) -> tuple[float, int, int]:
+    """(Dice, code row, rotation row) of the best learned code with the best learned rotation."""
+    n_frames = target.shape[0]
+    dims = target.shape[1:]
+    mask = target <= 0
+    probe = sorted({0, n_frames // 2, n_frames - 1})
+    scored = []
+    for i, j in itertools.product(range(len(codes)), range(len(angles))):
+        recs = decode_frames(dec, codes[i], angles[j], dims, n_frames, specs["ReconstructionSubsetSize"],
+                             frames=probe)
+        scored.append((float(np.mean([dice(r <= 0, mask[t]) for r, t in zip(recs, probe)])), i, j))
+    scored.sort(reverse=True)
+    best = (-1.0, -1, -1)
+    for _, i, j in scored[:top]:
+        rec = decode(dec, specs, codes[i], angles[j], dims, n_frames)
+        d = float(np.mean([dice(rec[t] <= 0, mask[t]) for t in range(n_frames)]))
+        best = max(best, (d, i, j))
+    return best
+
+
+def fit(args) -> int:
+    exp = Path(args.experiment)
+    specs, trained, dec = load(exp, args.epoch)
+    out = Path(args.out or exp / "latent_benchmark" / "fit")
+    rows = []
+    for target in args.target:
+        t0 = time.time()
+        truth = read_sequence(target)
+        base, i, j = best_learned(dec, specs, trained.codes, trained.angles, truth, args.top)
+        print(f"{Path(target).name}: best learned code {i} with learned rotation {j}: Dice {base:.4f} "
+              f"({time.time() - t0:.0f} s)", flush=True)
+        files = generation.run(exp, "fit", epoch=args.epoch, seed=args.seed, out_dir=out,
+                               progress=not args.no_progress, log=quiet,
+                               options=generation.LatentOptions(target=str(target), iterations=args.iterations,
+                                                                lr=args.lr))
+        from autodecoder.io import read_provenance
+        prov = read_provenance(files[0])
+        print(f"{Path(target).name}: fit from the mean code: Dice {float(prov['dice_mean']):.4f} "
+              f"(SDF loss {float(prov['fit_loss_start']):.4f} → {float(prov['fit_loss_final']):.4f}; "
+              f"{time.time() - t0:.0f} s)", flush=True)
+        rows.append((Path(target).name, base, i, j, float(prov["dice_mean"])))
+    print()
+    print("| unseen sequence | best learned code × best learned rotation: Dice (code, rotation) "
+          "| fit from the mean code: Dice |")
+    print("|---|---:|---:|")
+    for name, base, i, j, d in rows:
+        print(f"| {name} | {base:.3f} ({i}, {j}) | {d:.3f} |")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("compare", "fit"):
+        s = sub.add_parser(name)
+        s.add_argument("-x", "--experiment", required=True)
+        s.add_argument("-e", "--epoch", default="latest")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--out")
+        s.add_argument("--no-progress", action="store_true")
+    c = sub.choices["compare"]
+    c.add_argument("--num", type=int, help="sampled cells (default NumSequences, as generate)")
+    c.add_argument("--temperature", type=float, default=1.0)
+    c.add_argument("--pca", type=int)
+    c.add_argument("--workers", type=int, default=1, help="descriptor worker processes (default 1)")
+    c.add_argument("--docs", help="write the README picture into this folder")
+    f = sub.choices["fit"]
+    f.add_argument("--target", nargs="+", required=True)
+    f.add_argument("--iterations", type=int)
+    f.add_argument("--lr", type=float)
+    f.add_argument("--top", type=int, default=3, help="pairs re-scored on all frames (default 3)")
+    args = p.parse_args(argv)
+    return compare(args) if args.command == "compare" else fit(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Check adaptive extraction against dense decoding on a trained experiment.
+
+For every sequence of ``reconstruct`` and ``generate`` (seed 0) of the
+experiment, decode frames densely (the fast path, equal to the plain path to
+1e-5) and adaptively, and report: the share of voxels whose ``sdf <= 0`` mask
+agrees, connected components (26-connectivity) of the dense mask that the
+adaptive mask misses, the largest difference on the voxels adaptive extraction
+evaluated, network evaluations, times, and the steepest slope of the network
+between neighbouring voxels (what the slope bound ``L`` must exceed).
+
+    python benchmarks/validate_adaptive.py -x experiments/demo -e latest \
+        --grid 128 --frames 12 --grid 256 --frames 30 --pick 3
+
+``--pick K`` decodes K frames per sequence (first, middle, last, …) instead of all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autodecoder import adaptive, checkpoints, generation, specs as specs_mod  # noqa: E402
+from autodecoder.grid import decode_frames  # noqa: E402
+from autodecoder.model import Decoder  # noqa: E402
+
+FULL = np.ones((3, 3, 3), dtype=bool)
+
+
+def max_slope(f: np.ndarray, near: float = 0.3) -> tuple[float, float]:
+    """Largest |f(p) - f(q)| / |p - q| over neighbouring voxels (13 directions): everywhere, and
+    where both values are within ``near`` of 0."""
+    h = [2.0 / (n - 1) for n in f.shape]
+    top = top_near = 0.0
+    inner = (slice(1, -1),) * 3
+    for d in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1), (1, -1, 0), (1, 0, -1),
+              (0, 1, -1), (1, 1, -1), (1, -1, 1), (-1, 1, 1)]:
+        g = np.roll(f, shift=tuple(-x for x in d), axis=(0, 1, 2))
+        dist = float(np.sqrt(sum((x * hh) ** 2 for x, hh in zip(d, h))))
+        diff = (np.abs(f - g) / dist)[inner]
+        close = (np.maximum(np.abs(f), np.abs(g)) < near)[inner]
+        top = max(top, float(diff.max()))
+        if close.any():
+            top_near = max(top_near, float(diff[close].max()))
+    return top, top_near
+
+
+def lost_components(dense: np.ndarray, adapt: np.ndarray) -> tuple[int, int, int]:
+    """(components of dense, of adaptive, dense components without any adaptive voxel)."""
+    lab, n = ndimage.label(dense, FULL)
+    _, m = ndimage.label(adapt, FULL)
+    if n == 0:
+        return 0, m, 0
+    hit = ndimage.maximum(adapt, lab, index=np.arange(1, n + 1))
+    return n, m, int(np.sum(~np.asarray(hit, dtype=bool)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-x", "--experiment", default=str(ROOT / "experiments" / "demo"))
+    p.add_argument("-e", "--epoch", default="latest")
+    p.add_argument("--grid", type=int, action="append", help="grid size (repeat for several)")
+    p.add_argument("--frames", type=int, action="append", help="frames per sequence, one per --grid")
+    p.add_argument("--pick", type=int, action="append", help="frames decoded per sequence, one per --grid "
+                   "(0 = all)")
+    p.add_argument("--kinds", default="reconstruct,generate")
+    p.add_argument("--safety", type=float, default=adaptive.SAFETY)
+    p.add_argument("--json", help="write the per-frame results here")
+    args = p.parse_args(argv)
+    grids = args.grid or [128]
+    frames = args.frames or [12] * len(grids)
+    picks = args.pick or [0] * len(grids)
+    exp = Path(args.experiment)
+    specs = specs_mod.load(exp, specs_mod.TEST)
+    trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(args.epoch), specs["CodeLength"])
+    dec = Decoder.from_specs(specs)
+    checkpoints.load_into(dec, trained.state, trained.source)
+    lip = adaptive.lipschitz_bound(args.safety)
+    rows = []
+    print(f"{exp} ({trained.source.name}), L = {lip:.1f}", flush=True)
+    for grid, n_frames, pick in zip(grids, frames, picks):
+        dims = (grid,) * 3
+        which = list(range(n_frames)) if not pick else sorted({round(i * (n_frames - 1) / max(pick - 1, 1))
+                                                               for i in range(pick)})
+        for kind in args.kinds.split(","):
+            for job in generation.plan(kind, trained.codes, trained.angles, specs["NumSequences"], 0):
+                t0 = time.perf_counter()
+                dense = list(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, frames=which))
+                t_dense = time.perf_counter() - t0
+                for f, d in zip(which, dense):
+                    st: dict = {"exact": None}
+                    t0 = time.perf_counter()
+                    a = next(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, adaptive=True,
+                                           lipschitz=lip, stats=st, frames=[f]))
+                    t_ad = time.perf_counter() - t0
+                    md, ma = d <= 0, a <= 0
+                    n_d, n_a, lost = lost_components(md, ma)
+                    ex = st["exact"]
+                    slope, slope_near = max_slope(d)
+                    rows.append(dict(grid=grid, kind=kind, seq=job.index, frame=f, voxels=int(d.size),
+                                     disagree=int(np.sum(md != ma)), comps_dense=n_d, comps_adaptive=n_a,
+                                     lost=lost, band_maxdiff=float(np.abs(a[ex] - d[ex]).max()),
+                                     evaluations=int(st["evaluations"]), t_dense=t_dense / len(which),
+                                     t_adaptive=t_ad, slope=slope, slope_near=slope_near))
+                    r = rows[-1]
+                    print(f"{grid}³ {kind} {job.index} t{f:02d}: agree {100 * (1 - r['disagree'] / r['voxels']):.5f} %, "
+                          f"components {n_d}/{n_a} lost {lost}, band max|Δ| {r['band_maxdiff']:.1e}, "
+                          f"evaluations {r['evaluations']} (dense/adaptive {r['voxels'] / r['evaluations']:.1f}×), "
+                          f"time {r['t_dense']:.1f} s / {t_ad:.1f} s, slope {slope:.1f} (near 0: {slope_near:.1f})",
+                          flush=True)
+    print("\nsummary")
+    for grid in grids:
+        rs = [r for r in rows if r["grid"] == grid]
+        vox = sum(r["voxels"] for r in rs)
+        print(f"{grid}³: {len(rs)} frames, mask agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % "
+              f"(worst frame {100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), "
+              f"components lost {sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, "
+              f"band max|Δ| {max(r['band_maxdiff'] for r in rs):.1e}, "
+              f"evaluations dense/adaptive {vox / sum(r['evaluations'] for r in rs):.1f}× "
+              f"(worst frame {min(r['voxels'] / r['evaluations'] for r in rs):.1f}×), "
+              f"time per frame dense {np.mean([r['t_dense'] for r in rs]):.1f} s, adaptive "
+              f"{np.mean([r['t_adaptive'] for r in rs]):.1f} s, steepest slope {max(r['slope'] for r in rs):.1f} "
+              f"(near 0: {max(r['slope_near'] for r in rs):.1f}) vs L = {lip:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
