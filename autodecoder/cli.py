@@ -90,6 +90,8 @@ def test_main(argv: Sequence[str] | None = None) -> int:
     lf.add_argument("--target", metavar="FILE", help="SDF sequence (.h5/.mat in the training layout) to fit")
     lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 400)")
     lf.add_argument("--lr", type=float, help="Adam learning rate of the code (default 0.01; angles: a tenth)")
+    lf.add_argument("--clamp", type=float, metavar="D", help="clamp prediction and target at ±D in the loss "
+                    "(default: as training, ClampSDFminmax); 0.1 fits thin protrusions better")
     li = p.add_argument_group("-t interpolate: sequences along the path between two learned codes")
     li.add_argument("--from", dest="start", type=int, metavar="I", help="first learned code (row)")
     li.add_argument("--to", dest="end", type=int, metavar="J", help="last learned code (row)")
@@ -116,7 +118,7 @@ def test_main(argv: Sequence[str] | None = None) -> int:
         if args.mesh_units == "um" and args.voxel_size is None:
             raise UserError("--mesh-units um: needs --voxel-size")
         options = LatentOptions(args.temperature, args.num, args.pca, args.around, args.target, args.start,
-                                args.end, args.steps, args.path, args.iterations, args.lr)
+                                args.end, args.steps, args.path, args.iterations, args.lr, args.clamp)
         check_options(args.type, options)
         run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed,
             out_dir=args.out, progress=not args.no_progress, exports=exports, options=options,

@@ -13,7 +13,10 @@ target sequence, with the sampling and the loss of training:
   target's frames (:func:`autodecoder.training.epoch_order`).
 * Loss: :func:`autodecoder.training.batch_loss`, the training loss (L1 on the
   SDF, clamped with ``ClampSDFminmax``, plus the code regularisation with the
-  weight of the last training epoch ``NumEpochs``).
+  weight of the last training epoch ``NumEpochs``). ``clamp`` (``--clamp D``)
+  clamps prediction and target at ±D as ``ClampSDFminmax`` would, whatever
+  the training did (as DeepSDF's reconstruction does): the loss then weighs
+  the surface, not the depth inside the cell, which helps thin structures.
 * Adam on the code (learning rate ``lr``) and the angles (``lr_angles``),
   both divided by 10 for the last quarter of the iterations. One iteration is
   one batch.
@@ -135,7 +138,8 @@ def check_specs(specs: dict, source: str = "specs.json") -> None:
 def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str | Path,
              iterations: int = DEFAULT_ITERATIONS, lr: float = DEFAULT_LR, lr_angles: float | None = None,
              seed: int = 0, device: torch.device | str = "cpu", progress: bool = True,
-             start_angles: np.ndarray | None = None, log: Callable[[str], None] = print) -> FitResult:
+             start_angles: np.ndarray | None = None, log: Callable[[str], None] = print,
+             clamp: float | None = None) -> FitResult:
     """Optimise a code (and angles) so that the frozen ``decoder`` reproduces the sequence ``target``.
 
     Args:
@@ -149,8 +153,13 @@ def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str 
         device: where the network runs.
         progress: show a progress bar with the loss.
         start_angles: where the angles start (default 0, the identity).
+        clamp: clamp prediction and target at ±clamp in the loss (default: as training).
     """
     check_specs(specs)
+    if clamp is not None:
+        if not (clamp > 0 and math.isfinite(clamp)):
+            raise UserError(f"--clamp {clamp}: expected a number > 0")
+        specs = {**specs, "ClampSDFminmax": True, "ClampingDistance": float(clamp)}
     if iterations < 1:
         raise UserError(f"--iterations {iterations}: expected an integer >= 1")
     if not (lr > 0 and math.isfinite(lr)):

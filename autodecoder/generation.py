@@ -93,6 +93,7 @@ class LatentOptions:
     path: str | None = None
     iterations: int | None = None
     lr: float | None = None
+    clamp: float | None = None
 
 
 #: Option → (its command-line flag, the types that use it).
@@ -104,6 +105,7 @@ OPTION_TYPES = {
     "target": ("--target", ("fit",)),
     "iterations": ("--iterations", ("fit",)),
     "lr": ("--lr", ("fit",)),
+    "clamp": ("--clamp", ("fit",)),
     "start": ("--from", ("interpolate",)),
     "end": ("--to", ("interpolate",)),
     "steps": ("--steps", ("interpolate",)),
@@ -140,6 +142,8 @@ def check_options(kind: str, options: LatentOptions | None) -> LatentOptions:
         raise UserError(f"--iterations {opts.iterations}: expected an integer >= 1")
     if opts.lr is not None and not (opts.lr > 0 and math.isfinite(opts.lr)):
         raise UserError(f"--lr {opts.lr}: expected a number > 0")
+    if opts.clamp is not None and not (opts.clamp > 0 and math.isfinite(opts.clamp)):
+        raise UserError(f"--clamp {opts.clamp}: expected a number > 0")
     if opts.pca is not None and opts.pca < 1:
         raise UserError(f"--pca {opts.pca}: expected an integer >= 1")
     return opts
@@ -308,14 +312,17 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         iterations = opts.iterations if opts.iterations is not None else DEFAULT_ITERATIONS
         lr = opts.lr if opts.lr is not None else DEFAULT_LR
         log(f"fit: {target_path} with the decoder of {trained.source} frozen, from the mean of "
-            f"{len(trained.codes)} learned codes; {iterations} iterations, lr {lr:g}, seed {seed}")
+            f"{len(trained.codes)} learned codes; {iterations} iterations, lr {lr:g}, seed {seed}"
+            + (f", loss clamped at ±{opts.clamp:g}" if opts.clamp is not None else ""))
         fitted = fit_code(decoder, trained.codes.astype(np.float64).mean(axis=0), specs, target_path,
-                          iterations=iterations, lr=lr, seed=seed, device=dev, progress=progress, log=log)
+                          iterations=iterations, lr=lr, seed=seed, device=dev, progress=progress, log=log,
+                          clamp=opts.clamp)
         target = SequenceFile(target_path)
         dims, n_frames = target.grid_shape, target.n_frames
         tag = target_path.stem
         jobs = [Job(0, fitted.code, fitted.angles, f"fitted to {target_path.name}")]
         extra.update({"target": str(target_path.resolve()), "fit_iterations": iterations, "fit_lr": lr,
+                      "fit_clamp": "as training" if opts.clamp is None else float(opts.clamp),
                       "fit_loss_start": fitted.start_loss, "fit_loss_final": fitted.final_loss,
                       "dice_threshold": threshold})
     else:

@@ -195,7 +195,7 @@ def fit(args) -> int:
         files = generation.run(exp, "fit", epoch=args.epoch, seed=args.seed, out_dir=out,
                                progress=not args.no_progress, log=quiet,
                                options=generation.LatentOptions(target=str(target), iterations=args.iterations,
-                                                                lr=args.lr))
+                                                                lr=args.lr, clamp=args.clamp))
         from autodecoder.io import read_provenance
         prov = read_provenance(files[0])
         print(f"{Path(target).name}: fit from the mean code: Dice {float(prov['dice_mean']):.4f} "
@@ -231,6 +231,7 @@ def main(argv=None) -> int:
     f.add_argument("--target", nargs="+", required=True)
     f.add_argument("--iterations", type=int)
     f.add_argument("--lr", type=float)
+    f.add_argument("--clamp", type=float)
     f.add_argument("--top", type=int, default=3, help="pairs re-scored on all frames (default 3)")
     args = p.parse_args(argv)
     return compare(args) if args.command == "compare" else fit(args)

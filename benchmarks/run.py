@@ -243,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         from autodecoder.demo import make_demo_data
         make_demo_data(progress=False, log=log)
     synth_grid = 128
-    synth = make_synthetic(Path(args.workdir) / f"synth{synth_grid}", synth_grid, 3 if args.quick else 4,
-                           6 if args.quick else 8, log)
+    n_seq, n_frames = (3, 6) if args.quick else (4, 8)
+    synth = make_synthetic(Path(args.workdir) / f"synth{synth_grid}_{n_seq}x{n_frames}", synth_grid, n_seq,
+                           n_frames, log)
     sets = [("demo 64³", demo, 0.05, (64, 64, 64)),
             (f"synthetic {synth_grid}³", synth, 0.01 if args.quick else 0.02, (128, 128, 16 if args.quick else 32))]
     batches = 2 if args.quick else 3

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pick", type=int, action="append", help="frames decoded per sequence, one per --grid "
                    "(0 = all)")
     p.add_argument("--kinds", default="reconstruct,generate")
-    p.add_argument("--safety", type=float, default=adaptive.SAFETY)
+    p.add_argument("--safety", type=float, action="append",
+                   help=f"safety factor of the slope bound (repeat to compare several; default {adaptive.SAFETY})")
     p.add_argument("--json", help="write the per-frame results here")
     args = p.parse_args(argv)
     grids = args.grid or [128]
@@ -84,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(args.epoch), specs["CodeLength"])
     dec = Decoder.from_specs(specs)
     checkpoints.load_into(dec, trained.state, trained.source)
-    lip = adaptive.lipschitz_bound(args.safety)
+    safeties = args.safety or [adaptive.SAFETY]
     rows = []
-    print(f"{exp} ({trained.source.name}), L = {lip:.1f}", flush=True)
+    print(f"{exp} ({trained.source.name}), L = " + ", ".join(f"{adaptive.lipschitz_bound(s):.1f} (safety {s:g})"
+                                                            for s in safeties), flush=True)
     for grid, n_frames, pick in zip(grids, frames, picks):
         dims = (grid,) * 3
         which = list(range(n_frames)) if not pick else sorted({round(i * (n_frames - 1) / max(pick - 1, 1))
@@ -97,39 +99,44 @@ def main(argv: list[str] | None = None) -> int:
                 dense = list(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, frames=which))
                 t_dense = time.perf_counter() - t0
                 for f, d in zip(which, dense):
-                    st: dict = {"exact": None}
-                    t0 = time.perf_counter()
-                    a = next(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, adaptive=True,
-                                           lipschitz=lip, stats=st, frames=[f]))
-                    t_ad = time.perf_counter() - t0
-                    md, ma = d <= 0, a <= 0
-                    n_d, n_a, lost = lost_components(md, ma)
-                    ex = st["exact"]
+                    md = d <= 0
                     slope, slope_near = max_slope(d)
-                    rows.append(dict(grid=grid, kind=kind, seq=job.index, frame=f, voxels=int(d.size),
-                                     disagree=int(np.sum(md != ma)), comps_dense=n_d, comps_adaptive=n_a,
-                                     lost=lost, band_maxdiff=float(np.abs(a[ex] - d[ex]).max()),
-                                     evaluations=int(st["evaluations"]), t_dense=t_dense / len(which),
-                                     t_adaptive=t_ad, slope=slope, slope_near=slope_near))
-                    r = rows[-1]
-                    print(f"{grid}³ {kind} {job.index} t{f:02d}: agree {100 * (1 - r['disagree'] / r['voxels']):.5f} %, "
-                          f"components {n_d}/{n_a} lost {lost}, band max|Δ| {r['band_maxdiff']:.1e}, "
-                          f"evaluations {r['evaluations']} (dense/adaptive {r['voxels'] / r['evaluations']:.1f}×), "
-                          f"time {r['t_dense']:.1f} s / {t_ad:.1f} s, slope {slope:.1f} (near 0: {slope_near:.1f})",
-                          flush=True)
+                    for safety in safeties:
+                        lip = adaptive.lipschitz_bound(safety)
+                        st: dict = {"exact": None}
+                        t0 = time.perf_counter()
+                        a = next(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, adaptive=True,
+                                               lipschitz=lip, stats=st, frames=[f]))
+                        t_ad = time.perf_counter() - t0
+                        ma = a <= 0
+                        n_d, n_a, lost = lost_components(md, ma)
+                        ex = st["exact"]
+                        rows.append(dict(grid=grid, safety=safety, kind=kind, seq=job.index, frame=f,
+                                         voxels=int(d.size), disagree=int(np.sum(md != ma)), comps_dense=n_d,
+                                         comps_adaptive=n_a, lost=lost,
+                                         band_maxdiff=float(np.abs(a[ex] - d[ex]).max()),
+                                         evaluations=int(st["evaluations"]), t_dense=t_dense / len(which),
+                                         t_adaptive=t_ad, slope=slope, slope_near=slope_near))
+                        r = rows[-1]
+                        print(f"{grid}³ L={lip:.1f} {kind} {job.index} t{f:02d}: agree "
+                              f"{100 * (1 - r['disagree'] / r['voxels']):.5f} %, components {n_d}/{n_a} lost {lost}, "
+                              f"band max|Δ| {r['band_maxdiff']:.1e}, evaluations {r['evaluations']} (dense/adaptive "
+                              f"{r['voxels'] / r['evaluations']:.1f}×), time {r['t_dense']:.1f} s / {t_ad:.1f} s, "
+                              f"slope {slope:.1f} (near 0: {slope_near:.1f})", flush=True)
     print("\nsummary")
     for grid in grids:
-        rs = [r for r in rows if r["grid"] == grid]
-        vox = sum(r["voxels"] for r in rs)
-        print(f"{grid}³: {len(rs)} frames, mask agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % "
-              f"(worst frame {100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), "
-              f"components lost {sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, "
-              f"band max|Δ| {max(r['band_maxdiff'] for r in rs):.1e}, "
-              f"evaluations dense/adaptive {vox / sum(r['evaluations'] for r in rs):.1f}× "
-              f"(worst frame {min(r['voxels'] / r['evaluations'] for r in rs):.1f}×), "
-              f"time per frame dense {np.mean([r['t_dense'] for r in rs]):.1f} s, adaptive "
-              f"{np.mean([r['t_adaptive'] for r in rs]):.1f} s, steepest slope {max(r['slope'] for r in rs):.1f} "
-              f"(near 0: {max(r['slope_near'] for r in rs):.1f}) vs L = {lip:.1f}")
+        for safety in safeties:
+            rs = [r for r in rows if r["grid"] == grid and r["safety"] == safety]
+            vox = sum(r["voxels"] for r in rs)
+            print(f"{grid}³, L = {adaptive.lipschitz_bound(safety):.1f} (safety {safety:g}): {len(rs)} frames, mask "
+                  f"agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % (worst frame "
+                  f"{100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), components lost "
+                  f"{sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, band max|Δ| "
+                  f"{max(r['band_maxdiff'] for r in rs):.1e}, evaluations dense/adaptive "
+                  f"{vox / sum(r['evaluations'] for r in rs):.1f}× (worst frame "
+                  f"{min(r['voxels'] / r['evaluations'] for r in rs):.1f}×), time per frame dense "
+                  f"{np.mean([r['t_dense'] for r in rs]):.1f} s, adaptive {np.mean([r['t_adaptive'] for r in rs]):.1f} s, "
+                  f"steepest slope {max(r['slope'] for r in rs):.1f} (near 0: {max(r['slope_near'] for r in rs):.1f})")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -276,6 +276,8 @@ def test_bad_option_one_line_error_cli(reference):
     (["-t", "sample", "--temperature", "-1"], "--temperature -1.0: expected a number >= 0"),
     (["-t", "sample", "--around", "nothing.mat"], "--around nothing.mat: no such code file"),
     (["-t", "fit", "--target", "nothing.h5"], "--target nothing.h5: file not found"),
+    (["-t", "fit", "--target", "x.h5", "--clamp", "0"], "--clamp 0.0: expected a number > 0"),
+    (["-t", "sample", "--clamp", "0.1"], "--clamp: only used by -t fit, not by -t sample"),
 ])
 def test_bad_options_one_line_error(reference, args, message, capsys):
     assert test_main(["-x", str(reference), "-e", "10", "--no-progress", *args]) == 2
