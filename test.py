@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Decode SDF grids: ``python test.py -x experiments/<name> -t reconstruct|generate|generate_filo [-e N|latest]``."""
+"""Decode SDF grids: ``python test.py -x experiments/<name> -t TYPE [-e N|latest]``.
+
+TYPE: reconstruct, generate, generate_filo (the original's), sample, fit, interpolate (``--help``).
+"""
 import sys
 
 from autodecoder.cli import test_main
