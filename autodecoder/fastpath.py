@@ -210,7 +210,7 @@ def rotated_points(index: torch.Tensor, shape: tuple[int, int, int], rot: torch.
 CHUNK_GRAIN = 4
 
 
-def _chunks(n_frames: int, n_points: int, chunk: int) -> list[tuple[slice, slice]]:
+def chunk_slices(n_frames: int, n_points: int, chunk: int) -> list[tuple[slice, slice]]:
     """(frames, points) slices covering a (n_frames, n_points) batch, at most about ``chunk`` points each.
 
     Whole frames are grouped when they are smaller than a chunk; larger frames
@@ -227,6 +227,39 @@ def _chunks(n_frames: int, n_points: int, chunk: int) -> list[tuple[slice, slice
     piece = -(-n_points // per_frame)
     return [(slice(f, f + 1), slice(p, min(p + piece, n_points)))
             for f in range(n_frames) for p in range(0, n_points, piece)]
+
+
+def loss_clamp(specs: dict) -> float | None:
+    """The ``ClampingDistance`` both sides of the loss are clamped to, or None (``ClampSDFminmax`` off)."""
+    return specs["ClampingDistance"] if specs["ClampSDFminmax"] else None
+
+
+def chunk_error(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batch: Any,
+                piece: tuple[slice, slice], clamp: float | None,
+                autocast: Callable[[], Any] | None = None,
+                forward: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
+    """Sum of |prediction - target| over the (frames, points) slice ``piece`` of ``batch`` (a scalar tensor).
+
+    Both sides are clamped to ±``clamp`` when it is given. ``batch`` as in
+    :func:`loss_and_backward`.
+    """
+    fs, ps = piece
+    s = batch.seq_ids[fs]
+    rot = rotation_matrices(angles[s])                     # (k, 3, 3)
+    index = getattr(batch, "index", None)
+    if index is not None:
+        xyz = rotated_points(index[fs, ps].long(), batch.grid_shape, rot)
+    else:
+        xyz = torch.bmm(batch.points[fs, ps], rot)
+    target = batch.sdf[fs, ps].float()
+    with (autocast or contextlib.nullcontext)():
+        layers = split_layers(decoder)
+        biases = frame_biases(layers, codes[s], batch.times[fs])
+        pred = (forward or forward_points)(decoder, layers, biases, xyz)
+    pred = pred.float()
+    if clamp is not None:
+        pred, target = pred.clamp(-clamp, clamp), target.clamp(-clamp, clamp)
+    return (pred - target).abs().sum()
 
 
 def loss_and_backward(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batch: Any,
@@ -252,14 +285,11 @@ def loss_and_backward(decoder: Decoder, codes: torch.Tensor, angles: torch.Tenso
     seq = batch.seq_ids
     n_frames, n_points = batch.sdf.shape
     total = n_frames * n_points
-    clamp = specs["ClampingDistance"] if specs["ClampSDFminmax"] else None
-    forward = forward or forward_points
-    ctx = autocast or contextlib.nullcontext
-    index = getattr(batch, "index", None)
+    clamp = loss_clamp(specs)
     device = batch.sdf.device
     if threads is None:
         threads = torch.get_num_threads() if device.type == "cpu" else 1
-    if forward is not forward_points:
+    if forward not in (None, forward_points):
         threads = 1  # a compiled function is not to be entered from several threads at once
     params = [p for p in decoder.parameters() if p.requires_grad]
     code_pos = len(params)
@@ -268,26 +298,11 @@ def loss_and_backward(decoder: Decoder, codes: torch.Tensor, angles: torch.Tenso
         params.append(angles)
 
     def work(piece: tuple[slice, slice]) -> tuple[float, tuple[torch.Tensor | None, ...]]:
-        fs, ps = piece
-        s = seq[fs]
-        rot = rotation_matrices(angles[s])                     # (k, 3, 3)
-        if index is not None:
-            xyz = rotated_points(index[fs, ps].long(), batch.grid_shape, rot)
-        else:
-            xyz = torch.bmm(batch.points[fs, ps], rot)
-        target = batch.sdf[fs, ps].float()
-        with ctx():
-            layers = split_layers(decoder)
-            biases = frame_biases(layers, codes[s], batch.times[fs])
-            pred = forward(decoder, layers, biases, xyz)
-        pred = pred.float()
-        if clamp is not None:
-            pred, target = pred.clamp(-clamp, clamp), target.clamp(-clamp, clamp)
-        part = (pred - target).abs().sum()
+        part = chunk_error(decoder, codes, angles, batch, piece, clamp, autocast, forward)
         grads = torch.autograd.grad(part / total, params, allow_unused=True)
         return part.item(), grads
 
-    pieces = _chunks(n_frames, n_points, chunk)
+    pieces = chunk_slices(n_frames, n_points, chunk)
     acc: list[torch.Tensor | None] = [None] * len(params)
     sdf_sum = 0.0
 

@@ -99,12 +99,14 @@ def decode_frames(decoder: Decoder, code: np.ndarray | torch.Tensor, angles: np.
 def decode_options(specs: dict, device: torch.device | str = "cpu", adaptive: bool = False,
                    levels: Iterable[float] = (0.0,)) -> dict[str, Any]:
     """Keyword arguments of :func:`decode_frames` from resolved specs (``FastPath``, ``Threads``,
-    ``Bf16Autocast``, ``TF32Matmul``, ``Compile``) and the adaptive-extraction choice.
+    ``AdaptiveSafety``, ``Bf16Autocast``, ``TF32Matmul``, ``Compile``) and the adaptive-extraction choice.
 
     ``levels``: the iso-levels adaptive extraction keeps exact (0 is always one).
     """
+    from .adaptive import SAFETY, lipschitz_bound
     from .fastpath import Accel
     accel = Accel.from_specs(specs, device)
     return dict(fast=bool(specs.get("FastPath", True)), adaptive=bool(adaptive),
                 levels=tuple(sorted({0.0, *(float(v) for v in levels)})), threads=specs.get("Threads"),
+                lipschitz=lipschitz_bound(specs.get("AdaptiveSafety", SAFETY)),
                 accel=accel if (accel.autocast or accel.forward) else None)

@@ -165,6 +165,7 @@ TOP_KEYS: dict[str, Key] = {
     "Threads": _added(optional(int_ge(1)), None),
     "Bf16Autocast": _added(boolean, False),
     "TF32Matmul": _added(boolean, False),
+    "AdaptiveSafety": _added(num_gt(0), 5.0),
     "Compile": _added(lambda v: None if isinstance(v, bool) or (isinstance(v, str) and v)
                       else 'true, false or a torch.compile backend name ("inductor", "aot_eager", …)', False),
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoints, fastpath, specs as specs_mod, workspace as ws
+from . import __version__, checkpoints, distributed, fastpath, specs as specs_mod, workspace as ws
 from .data import Batch, TrainingSet
 from .errors import UserError
 from .geometry import rotation_matrices
@@ -161,24 +162,38 @@ def train_step(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batc
 # --------------------------------------------------------------------------
 
 class _StopFlag:
-    """Ctrl-C sets a flag (the batch in progress finishes); a second Ctrl-C interrupts at once."""
+    """Ctrl-C sets a flag (the batch in progress finishes); a second Ctrl-C interrupts at once.
 
-    def __init__(self) -> None:
+    ``several_ranks``: under torchrun, whose agent passes a Ctrl-C on to every
+    rank (which the terminal has already signalled) and stops a run with
+    SIGTERM, both signals only set the flag: the ranks agree on the batch to
+    stop after and rank 0 saves (torchrun kills what is still running 30 s later).
+    """
+
+    def __init__(self, several_ranks: bool = False, speak: bool = True) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.several_ranks = several_ranks
+        self.speak = speak
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        for sig in (signal.SIGINT, signal.SIGTERM) if self.several_ranks else (signal.SIGINT,):
+            self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
+            if self.several_ranks:
+                return
             raise KeyboardInterrupt
         self.requested = True
-        tqdm.write("interrupt: finishing the current batch, then saving latest.pth (Ctrl-C again to abort)")
+        if self.speak:
+            tqdm.write("interrupt: finishing the current batch, then saving latest.pth"
+                       + ("" if self.several_ranks else " (Ctrl-C again to abort)"))
 
     def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def resolve_data_source(specs: dict, exp: Path) -> Path:
@@ -196,7 +211,11 @@ def resolve_data_source(specs: dict, exp: Path) -> Path:
 
 def train(exp: str | Path, device: str | None = None, seed: int | None = None, resume: str | None = None,
           progress: bool = True, log: Callable[[str], None] = print) -> int:
-    """Train the experiment in ``exp``; returns the exit code (0 done, 130 interrupted).
+    """Train the experiment in ``exp``; returns the exit code (0 done, 130 interrupted, 1 a rank was lost).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this function and
+    trains its share of each batch with DDP (:mod:`autodecoder.distributed`);
+    only rank 0 writes files, logs and shows progress bars.
 
     Args:
         exp: experiment folder holding ``specs.json``.
@@ -208,8 +227,25 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         log: where messages go.
     """
     exp = Path(exp)
+    ctx = distributed.context_from_environment()
+    if not ctx.main:
+        progress, log = False, (lambda message: None)
     specs = specs_mod.load(exp, specs_mod.TRAIN)
-    dev = pick_device(device)
+    dev = distributed.start(ctx, pick_device(device))
+    try:
+        code = _train(exp, specs, ctx, dev, seed, resume, progress, log)
+    except Exception as e:
+        if ctx.active and distributed.is_peer_failure(e):
+            distributed.report_peer_failure(ctx, ws.latest_file(exp),
+                                            lambda m: print(m, file=sys.stderr, flush=True))
+            return 1  # no destroy_process_group: it can wait for the dead peer
+        raise
+    distributed.stop(ctx)
+    return code
+
+
+def _train(exp: Path, specs: dict, ctx: distributed.Context, dev: torch.device, seed: int | None,
+           resume: str | None, progress: bool, log: Callable[[str], None]) -> int:
     n_epochs = specs["NumEpochs"]
 
     state: dict[str, Any] | None = None
@@ -232,7 +268,7 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
             trained = checkpoints.load_trained(exp, epoch_arg, specs["CodeLength"])
             restart_note = (f"note: {trained.source} is a checkpoint without optimiser state; "
                             f"the optimisers restart from zero moments at epoch {epoch_arg + 1}")
-    seed = resolve_seed(seed)
+    seed = distributed.broadcast_int(ctx, resolve_seed(seed), dev)  # a drawn seed is rank 0's
 
     source = resolve_data_source(specs, exp)
     if specs["Threads"] is not None:
@@ -278,14 +314,16 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
     else:
         torch.manual_seed(int(rng_for(seed, DRAW_TORCH).integers(0, 2**62)))  # dropout stream of this run
 
-    ws.resolved_specs_file(exp).parent.mkdir(parents=True, exist_ok=True)
-    specs_mod.save(specs, ws.resolved_specs_file(exp))
     start = time.time()
     log_path = ws.log_file(exp, start)
-    with open(log_path, "a") as fh:
-        fh.write((exp / "specs.json").read_text().rstrip() + "\n")
-        fh.write(f"# autodecoder {__version__}, seed {seed}, device {dev}"
-                 + (f", resumed at epoch {start_epoch} batch {start_batch}" if resume else "") + "\n")
+    if ctx.main:
+        ws.resolved_specs_file(exp).parent.mkdir(parents=True, exist_ok=True)
+        specs_mod.save(specs, ws.resolved_specs_file(exp))
+        with open(log_path, "a") as fh:
+            fh.write((exp / "specs.json").read_text().rstrip() + "\n")
+            fh.write(f"# autodecoder {__version__}, seed {seed}, device {dev}"
+                     + (f", {ctx.world} ranks" if ctx.active else "")
+                     + (f", resumed at epoch {start_epoch} batch {start_batch}" if resume else "") + "\n")
     if restart_note:
         log(restart_note)
     if start_epoch > n_epochs:
@@ -296,9 +334,16 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
     fpb = specs["FramesPerBatch"]
     batches_per_epoch = math.ceil(n_items / fpb)
     total = (n_epochs - start_epoch + 1) * batches_per_epoch - start_batch
-    log(f"training {exp} on {dev}: {n_items} frames of {data.n_points} points, {batches_per_epoch} batches "
+    log(f"training {exp} on {dev}" + (f" × {ctx.world} ranks (DDP)" if ctx.active else "")
+        + f": {n_items} frames of {data.n_points} points, {batches_per_epoch} batches "
         f"per epoch, epochs {start_epoch}…{n_epochs}, seed {seed}, {'fast' if use_fast else 'plain'} path "
         f"({accel.describe()}, {torch.get_num_threads()} threads)")
+    if ctx.active and fpb % ctx.world:
+        log(f"note: FramesPerBatch {fpb} does not divide by {ctx.world} ranks: shares of "
+            f"{fpb // ctx.world + 1} and {fpb // ctx.world} frames (the gradient is the same; the smaller "
+            f"shares wait for the larger)")
+    model = None  # DDP wrapper of (decoder, codes, angles); built per rotation phase
+    model_phase: bool | None = None
 
     def snapshot(next_epoch: int, next_batch: int, completed: int) -> dict[str, Any]:
         return {
@@ -313,13 +358,16 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         }
 
     bar = tqdm(total=total, unit="batch", disable=not progress, dynamic_ncols=True)
-    with _StopFlag() as stop:
+    with _StopFlag(several_ranks=ctx.active, speak=ctx.main) as stop:
         for epoch in range(start_epoch, n_epochs + 1):
             rates = learning_rates(specs, epoch)
             set_learning_rates((opt_first, opt_second), rates)
             rot_phase = rotation_phase(specs, epoch)
             optimizer = opt_first if rot_phase else opt_second
             angles.requires_grad_(rot_phase)
+            if ctx.active and model_phase != rot_phase:  # DDP reduces the parameters that need gradients
+                model = distributed.wrap(distributed.Tables(decoder, codes, angles), dev)
+                model_phase = rot_phase
             order = epoch_order(n_items, seed, epoch)
             first_batch = start_batch if epoch == start_epoch else 0
             if first_batch == 0:
@@ -328,11 +376,22 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
             t0 = time.time()
             for b in range(first_batch, batches_per_epoch):
                 items = order[b * fpb:(b + 1) * fpb]
-                batch = data.batch(items, epoch).to(dev)
                 decoder.zero_grad(set_to_none=True)
                 codes.grad = None
                 angles.grad = None
-                sdf_value, code_value = train_step(decoder, codes, angles, batch, specs, epoch, use_fast, accel)
+                if ctx.active:
+                    mine = distributed.share(items, ctx)
+                    batch = data.batch(mine, epoch).to(dev) if len(mine) else None
+                    parts = distributed.step(model, ctx, batch, len(items), specs, epoch,
+                                             code_regularization_weight(specs, epoch), use_fast, accel)
+                    sdf_value, code_value, votes = distributed.sum_over_ranks(ctx, [*parts, float(stop.requested)],
+                                                                              dev)
+                    stopping = votes > 0  # agreed: every rank stops after the same batch
+                else:
+                    batch = data.batch(items, epoch).to(dev)
+                    sdf_value, code_value = train_step(decoder, codes, angles, batch, specs, epoch, use_fast,
+                                                       accel)
+                    stopping = stop.requested
                 if specs["GradientClipNorm"] is not None:
                     torch.nn.utils.clip_grad_norm_(decoder.parameters(), specs["GradientClipNorm"])
                 optimizer.step()
@@ -340,9 +399,10 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
                 sums[1] += code_value
                 bar.update(1)
                 bar.set_postfix(loss=f"{sdf_value:.5f}")
-                if stop.requested and b + 1 < batches_per_epoch:
+                if stopping and b + 1 < batches_per_epoch:
                     sums[2] += time.time() - t0
-                    checkpoints.save_latest(exp, snapshot(epoch, b + 1, epoch - 1))
+                    if ctx.main:
+                        checkpoints.save_latest(exp, snapshot(epoch, b + 1, epoch - 1))
                     bar.close()
                     log(f"interrupted in epoch {epoch} after batch {b + 1}/{batches_per_epoch}: saved "
                         f"{ws.latest_file(exp)}; resume with --continue latest")
@@ -351,18 +411,20 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
             sdf_mean, code_mean = sums[0] / batches_per_epoch, sums[1] / batches_per_epoch
             history.append([epoch, sdf_mean, code_mean, sums[2]])
             line = f"epoch {epoch} / {n_epochs}, SDF loss {sdf_mean:.5f}, code loss {code_mean:.5f}, time {sums[2]:.2f}"
-            with open(log_path, "a") as fh:
-                fh.write(line + "\n")
+            if ctx.main:
+                with open(log_path, "a") as fh:
+                    fh.write(line + "\n")
             if progress:
                 tqdm.write(line)
             else:
                 log(line)
-            if epoch % specs["LogFrequency"] == 0 or epoch == n_epochs:
+            if ctx.main and (epoch % specs["LogFrequency"] == 0 or epoch == n_epochs):
                 checkpoints.save_epoch(exp, epoch, decoder, codes, angles)
                 plot_loss(history, ws.loss_plot_file(exp), title=f"{exp.name}: loss per epoch")
             sums = [0.0, 0.0, 0.0]
-            checkpoints.save_latest(exp, snapshot(epoch + 1, 0, epoch))
-            if stop.requested:
+            if ctx.main:
+                checkpoints.save_latest(exp, snapshot(epoch + 1, 0, epoch))
+            if stopping if ctx.active else stop.requested:
                 bar.close()
                 log(f"interrupted after epoch {epoch}: saved {ws.latest_file(exp)}; resume with --continue latest")
                 return 130

@@ -278,5 +278,15 @@ def test_added_keys_are_documented():
     text = (ROOT / "experiments" / "README.md").read_text()
     table = text[text.index("### Keys this project adds"):]
     for key in ("FastPath", "TrainChunkSize", "Threads", "FreshSampling", "SamplePoolFactor", "SampleValueDtype",
-                "Bf16Autocast", "TF32Matmul", "Compile"):
+                "Bf16Autocast", "TF32Matmul", "Compile", "AdaptiveSafety"):
         assert TOP_KEYS[key].added and f"| `{key}` |" in table, key
+
+
+@pytest.mark.parametrize("dims", [(1, 9, 7), (2, 2, 2), (5, 1, 1), (17, 30, 9), (33, 33, 33)])
+def test_adaptive_on_odd_grids(dims):
+    axes = [np.linspace(-1, 1, n, dtype=np.float32) if n > 1 else np.full(1, -1, np.float32) for n in dims]
+    x, y, z = np.meshgrid(*axes, indexing="ij")
+    field = (np.sqrt((x + 0.2) ** 2 + y ** 2 + z ** 2) - 0.5).astype(np.float32)
+    out = adaptive.decode_adaptive(lambda idx: field.reshape(-1)[idx], dims, levels=(0.0, 0.1), lipschitz=2.0)
+    assert out.shape == dims and out.dtype == np.float32
+    assert np.array_equal(out <= 0, field <= 0) and np.array_equal(out <= 0.1, field <= 0.1)
