@@ -18,13 +18,14 @@ clamp 8 voxels of 64³, the same share). An exact SDF then changes by at most
 ``1/sdf_unit`` ≈ 4 per coordinate unit; the discrete training SDFs (outer
 minus inner distance transform) jump by two voxels across the surface (slope
 ≈ 8), and trained networks are steeper still in places between their samples
-(up to about 24 between neighbouring voxels on the demo models at 256³, in
-thin spots at the surface). ``L = safety / sdf_unit`` with ``safety`` 5 by
+(up to about 26 between neighbouring voxels on the demo models at 256³, where
+the surface is crossed steeply). ``L = safety / sdf_unit`` with ``safety`` 5 by
 default (``AdaptiveSafety`` in specs.json), i.e. L ≈ 20: 2.5 times the data's
 slope. It is validated, not proven: ``benchmarks/validate_adaptive.py``
-compares masks with dense decoding (on the demo models every frame at 128³ and
+compares masks with dense decoding (on the demo model every frame at 128³ and
 three frames per sequence at 256³ agree on 100 % of voxels, with no lost
-component, for L = 16, 20 and 28).
+component, with 7× and 21× fewer network evaluations; the table is in
+experiments/README.md).
 
 **What is stored.** Every voxel that the bound leaves undecided, and every
 voxel at a corner of a voxel cell that a level cuts, holds the network's value

@@ -11,7 +11,7 @@ from autodecoder.errors import UserError
 from autodecoder.exports import parse_voxel_size
 
 __all__ = ["Parser", "run_guarded", "optional_int", "optional_float", "positive_float", "voxel_size_arg",
-           "collect_sdf_files", "sdf_inputs", "frames_bar", "UserError"]
+           "collect_sdf_files", "sdf_inputs", "frames_bar", "each_sequence", "UserError"]
 
 SDF_SUFFIXES = (".h5", ".mat")
 
@@ -107,3 +107,26 @@ def frames_bar(total: int, progress: bool):
     """The scripts' progress bar over frames."""
     from tqdm import tqdm
     return tqdm(total=total, unit="frame", disable=not progress, dynamic_ncols=True)
+
+
+def each_sequence(inputs: Sequence[str | Path], out: str | Path | None, default_dir: str, progress: bool,
+                  per_file_folder: bool = True):
+    """Walk the SDF files of ``inputs`` with one progress bar over all their frames.
+
+    Yields ``(path, seq, dest, bar)``: the file, its open
+    :class:`autodecoder.io.SequenceFile`, its output folder (``out``, or
+    ``default_dir`` next to the file; plus ``/<file stem>`` with
+    ``per_file_folder``), and the bar, to ``update(1)`` per frame. Every file is
+    checked before the first is yielded (see :func:`sdf_inputs`).
+    """
+    from autodecoder.io import SequenceFile
+    paths, total = sdf_inputs(inputs)
+    bar = frames_bar(total, progress)
+    try:
+        for p in paths:
+            bar.set_description(p.name)
+            dest = Path(out) if out is not None else p.parent / default_dir
+            with SequenceFile(p) as seq:
+                yield p, seq, dest / p.stem if per_file_folder else dest, bar
+    finally:
+        bar.close()

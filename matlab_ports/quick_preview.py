@@ -21,8 +21,7 @@ from typing import Iterator, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from autodecoder.exports import masks_from_sdf, write_png_previews  # noqa: E402
-from autodecoder.io import SequenceFile  # noqa: E402
-from matlab_ports.common import Parser, frames_bar, run_guarded, sdf_inputs  # noqa: E402
+from matlab_ports.common import Parser, each_sequence, run_guarded  # noqa: E402
 
 __all__ = ["quick_preview", "main"]
 
@@ -38,21 +37,13 @@ def quick_preview(files: Sequence[str | Path], out: str | Path | None = None, th
         sheet: also write a contact sheet ``<file>_sheet.png`` per file.
         progress: progress bar over files (frames within).
     """
-    paths, total = sdf_inputs(files)
     written: list[Path] = []
-    bar = frames_bar(total, progress)
-    try:
-        for p in paths:
-            bar.set_description(p.name)
-            dest = Path(out) if out is not None else p.parent / "preview"
-            with SequenceFile(p) as seq:
-                def masks() -> Iterator[np.ndarray]:
-                    for frame in seq.frames():
-                        yield masks_from_sdf(frame, threshold)
-                        bar.update(1)
-                written += write_png_previews(masks(), dest, p.stem, sheet=sheet)
-    finally:
-        bar.close()
+    for p, seq, dest, bar in each_sequence(files, out, "preview", progress, per_file_folder=False):
+        def masks() -> Iterator[np.ndarray]:
+            for frame in seq.frames():
+                yield masks_from_sdf(frame, threshold)
+                bar.update(1)
+        written += write_png_previews(masks(), dest, p.stem, sheet=sheet)
     return written
 
 

@@ -31,8 +31,7 @@ import numpy as np  # noqa: E402
 
 from autodecoder.errors import UserError  # noqa: E402
 from autodecoder.exports import FILO_THRESHOLD, frame_name, masks_from_sdf  # noqa: E402
-from autodecoder.io import SequenceFile  # noqa: E402
-from matlab_ports.common import Parser, frames_bar, optional_int, run_guarded, sdf_inputs  # noqa: E402
+from matlab_ports.common import Parser, each_sequence, optional_int, run_guarded  # noqa: E402
 from matlab_ports.matlab_compat import imgaussfilt3, imresize3  # noqa: E402
 
 __all__ = ["VARIANTS", "RenderSettings", "render_volume", "isosurface", "render_frame", "render_sdf", "main"]
@@ -158,21 +157,13 @@ def render_sdf(files: Sequence[str | Path], out: str | Path | None = None, setti
         raise UserError(f"--size must be at least 2 voxels or 'none', got {settings.size}")
     if settings.sigma < 0 or settings.step < 1 or settings.dpi < 10:
         raise UserError("--sigma must be >= 0, --step >= 1 and --dpi >= 10")
-    paths, total = sdf_inputs(files)
     written: list[Path] = []
-    bar = frames_bar(total, progress)
-    try:
-        for p in paths:
-            bar.set_description(p.name)
-            dest = (Path(out) if out is not None else p.parent / "render") / p.stem
-            with SequenceFile(p) as seq:
-                for t, frame in enumerate(seq.frames()):
-                    vol = render_volume(frame, settings)
-                    written.append(render_frame(vol, settings, dest / frame_name(p.stem, t, "png"),
-                                                title=f"{p.stem}  t = {t:03d}"))
-                    bar.update(1)
-    finally:
-        bar.close()
+    for p, seq, dest, bar in each_sequence(files, out, "render", progress):
+        for t, frame in enumerate(seq.frames()):
+            vol = render_volume(frame, settings)
+            written.append(render_frame(vol, settings, dest / frame_name(p.stem, t, "png"),
+                                        title=f"{p.stem}  t = {t:03d}"))
+            bar.update(1)
     return written
 
 

@@ -34,9 +34,7 @@ import numpy as np  # noqa: E402
 
 from autodecoder.errors import UserError  # noqa: E402
 from autodecoder.exports import FILO_THRESHOLD, masks_from_sdf, write_hyperstack, write_tif_frame  # noqa: E402
-from autodecoder.io import SequenceFile  # noqa: E402
-from matlab_ports.common import (Parser, frames_bar, optional_int, run_guarded, sdf_inputs,  # noqa: E402
-                                 voxel_size_arg)
+from matlab_ports.common import Parser, each_sequence, optional_int, run_guarded, voxel_size_arg  # noqa: E402
 from matlab_ports.matlab_compat import imgaussfilt3, imresize3, matlab_round  # noqa: E402
 
 __all__ = ["VARIANTS", "Variant", "binary_volume", "sdf_to_tif", "main"]
@@ -112,36 +110,28 @@ def sdf_to_tif(files: Sequence[str | Path], out: str | Path | None = None, varia
     if v.sigma < 0:
         raise UserError(f"--sigma must be >= 0, got {v.sigma}")
     name = cell_type or variant
-    paths, total = sdf_inputs(files)
     written: list[Path] = []
-    bar = frames_bar(total, progress)
-    try:
-        for p in paths:
-            bar.set_description(p.name)
-            dest = (Path(out) if out is not None else p.parent / "tif") / p.stem
-            with SequenceFile(p) as seq:
-                grid = seq.grid_shape if v.size is None else (v.size,) * 3
-                vs = None
-                if voxel_size is not None:
-                    vs = tuple(float(a) * n / g for a, n, g in zip(voxel_size, seq.grid_shape, grid))
+    for p, seq, dest, bar in each_sequence(files, out, "tif", progress):
+        grid = seq.grid_shape if v.size is None else (v.size,) * 3
+        vs = None
+        if voxel_size is not None:
+            vs = tuple(float(a) * n / g for a, n, g in zip(voxel_size, seq.grid_shape, grid))
 
-                def volumes():
-                    for t, frame in enumerate(seq.frames()):
-                        b = binary_volume(frame, v)
-                        written.append(write_tif_frame(b, dest / f"cell_{name}_t{t:03d}.tif", vs))
-                        png = dest / f"preview_cell_{name}_t{t:03d}.png"
-                        save_image(mip(b), png)
-                        written.append(png)
-                        bar.update(1)
-                        yield b
-                if hyperstack:
-                    written.append(write_hyperstack(volumes(), seq.n_frames, grid,
-                                                    dest / f"cell_{name}_hyperstack.tif", vs))
-                else:
-                    for _ in volumes():
-                        pass
-    finally:
-        bar.close()
+        def volumes():
+            for t, frame in enumerate(seq.frames()):
+                b = binary_volume(frame, v)
+                written.append(write_tif_frame(b, dest / f"cell_{name}_t{t:03d}.tif", vs))
+                png = dest / f"preview_cell_{name}_t{t:03d}.png"
+                save_image(mip(b), png)
+                written.append(png)
+                bar.update(1)
+                yield b
+        if hyperstack:
+            written.append(write_hyperstack(volumes(), seq.n_frames, grid,
+                                            dest / f"cell_{name}_hyperstack.tif", vs))
+        else:
+            for _ in volumes():
+                pass
     return written
 
 

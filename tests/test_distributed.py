@@ -92,22 +92,28 @@ def _rank_pid(exp: Path, rank: int, timeout: float = 60) -> int:
     raise AssertionError(f"no rank {rank} process found")
 
 
-def test_killed_rank_stops_cleanly_and_the_checkpoint_resumes_on_one_process(tiny_experiment):
-    specs = dict(FramesPerBatch=5, NumEpochs=25, LogFrequency=1000, TrainSampleFraction=0.2)
-    ref, exp = tiny_experiment("ref", **specs), tiny_experiment("killed", **specs)
-    proc = torchrun(exp, "--seed", "3", popen=True)
+def stop_after_first_epoch(exp: Path, seed: str, action) -> tuple[int, str]:
+    """Train ``exp`` on 2 ranks; once latest.pth exists call ``action(process)``; (exit code, output)."""
+    proc = torchrun(exp, "--seed", seed, popen=True)
     latest = exp / "model_parameters" / "latest.pth"
     try:
         t0 = time.time()
         while not latest.exists():
             assert proc.poll() is None and time.time() - t0 < 120, "training ended before its first epoch"
             time.sleep(0.05)
-        os.kill(_rank_pid(exp, 1), signal.SIGKILL)
+        action(proc)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0
+    return proc.returncode, out
+
+
+def test_killed_rank_stops_cleanly_and_the_checkpoint_resumes_on_one_process(tiny_experiment):
+    specs = dict(FramesPerBatch=5, NumEpochs=25, LogFrequency=1000, TrainSampleFraction=0.2)
+    ref, exp = tiny_experiment("ref", **specs), tiny_experiment("killed", **specs)
+    returncode, out = stop_after_first_epoch(exp, "3", lambda proc: os.kill(_rank_pid(exp, 1), signal.SIGKILL))
+    assert returncode != 0
     assert "lost contact with another rank" in out and "resume with --continue latest" in out, out[-3000:]
     done = state(exp)["completed_epoch"]
     assert 1 <= done < 25, "the kill should land mid-run"
@@ -122,18 +128,8 @@ def test_killed_rank_stops_cleanly_and_the_checkpoint_resumes_on_one_process(tin
 def test_ctrl_c_under_torchrun_saves_mid_epoch_and_resumes_on_three_ranks(tiny_experiment):
     specs = dict(FramesPerBatch=5, NumEpochs=25, LogFrequency=1000, TrainSampleFraction=0.2)
     ref, exp = tiny_experiment("ref", **specs), tiny_experiment("stopped", **specs)
-    proc = torchrun(exp, "--seed", "4", popen=True)
-    latest = exp / "model_parameters" / "latest.pth"
-    try:
-        t0 = time.time()
-        while not latest.exists():
-            assert proc.poll() is None and time.time() - t0 < 120, "training ended before its first epoch"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    # SIGINT to the process group: what Ctrl-C in the terminal does
+    _, out = stop_after_first_epoch(exp, "4", lambda proc: os.killpg(proc.pid, signal.SIGINT))
     assert "interrupted" in out and "resume with --continue latest" in out, out[-3000:]
     st = state(exp)
     assert st["completed_epoch"] < 25
