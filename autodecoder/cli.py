@@ -40,7 +40,9 @@ class _Parser(argparse.ArgumentParser):
 def train_main(argv: Sequence[str] | None = None) -> int:
     p = _Parser(prog="train.py", description="Train the SIREN auto-decoder of an experiment folder "
                 "from its specs.json.",
-                epilog="example: python train.py -x experiments/demo --device cpu --seed 0")
+                epilog="examples: python train.py -x experiments/demo --device cpu --seed 0; on N GPUs (or N CPU "
+                       "processes with --device cpu): torchrun --standalone --nproc_per_node=N train.py -x EXP "
+                       "(see README: Several GPUs and machines)")
     p.add_argument("-x", "--experiment", required=True, help="experiment folder holding specs.json")
     p.add_argument("--continue", dest="resume", metavar="latest|N",
                    help="resume from latest.pth (full state) or from the checkpoint of epoch N")
@@ -113,6 +115,9 @@ def test_main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = p.parse_args(argv)
+        from .distributed import context_from_environment
+        if context_from_environment().active:  # N copies would write the same files
+            raise UserError("test.py runs in one process: start it with python, not torchrun")
         from .generation import Exports, LatentOptions, check_options, run
         exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
         if args.mesh_units == "um" and args.voxel_size is None:

@@ -149,3 +149,13 @@ def test_environment_must_be_torchrun_like(monkeypatch):
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(distributed.UserError, match="RANK='x'"):
         distributed.context_from_environment()
+
+
+def test_test_py_refuses_to_run_under_torchrun(tiny_experiment, monkeypatch, capsys):
+    from autodecoder.cli import test_main
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    exp = tiny_experiment()
+    assert test_main(["-x", str(exp), "-t", "reconstruct"]) == 2
+    assert "not torchrun" in capsys.readouterr().err
+    assert not (exp / "OUT_reconstruct").exists()
