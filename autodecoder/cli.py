@@ -90,7 +90,7 @@ def test_main(argv: Sequence[str] | None = None) -> int:
                     "written by -t fit (its angles are kept), or a learned code's row number")
     lf = p.add_argument_group("-t fit: fit a new code (and rotation) to an unseen cell, the decoder frozen")
     lf.add_argument("--target", metavar="FILE", help="SDF sequence (.h5/.mat in the training layout) to fit")
-    lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 400)")
+    lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 800)")
     lf.add_argument("--lr", type=float, help="Adam learning rate of the code (default 0.01; angles: a tenth)")
     lf.add_argument("--clamp", type=float, metavar="D", help="clamp prediction and target at ±D in the loss "
                     "(default: as training, ClampSDFminmax); 0.1 fits thin protrusions better")

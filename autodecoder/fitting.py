@@ -45,7 +45,7 @@ from .model import Decoder
 from .training import batch_loss, epoch_order
 
 #: Defaults of ``--iterations`` and ``--lr`` (the angles' rate is a tenth of ``lr``).
-DEFAULT_ITERATIONS = 400
+DEFAULT_ITERATIONS = 800
 DEFAULT_LR = 1e-2
 ANGLE_LR_SHARE = 0.1
 #: Share of the iterations after which both rates drop tenfold.

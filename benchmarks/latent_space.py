@@ -23,8 +23,11 @@
     are then scored on all frames), and the Dice of ``test.py -t fit``
     (started from the mean code).
 
+``targets``: unseen demo-style cells to fit (phantom seeds 6, 7, 8 by default).
+
 Examples::
 
+    python benchmarks/latent_space.py targets --out /tmp/unseen
     python benchmarks/latent_space.py compare -x /tmp/latent_demo -e latest --docs docs
     python benchmarks/latent_space.py fit -x /tmp/latent_demo -e latest --target unseen.h5
 """
@@ -211,6 +214,28 @@ def fit(args) -> int:
     return 0
 
 
+def targets(args) -> int:
+    """Unseen demo-style cells: phantoms of seeds the demo does not use, prepared as the demo data are
+    (CytoPacq-style mask TIFFs, then the ``voxvol_to_sdf`` port), written as ``<out>/unseen_sNN_<kind>.h5``."""
+    import tempfile
+
+    from autodecoder import phantoms
+    from autodecoder.demo import DEMO_CLAMP, DEMO_FRAMES, DEMO_GRID
+    from autodecoder.demo_masks import MASK_DIR, write_label_tiff
+    from matlab_ports.voxvol_to_sdf import convert_demo_masks
+
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            kind = phantoms.KINDS[seed % 3]  # the demo's order: sequence i is KINDS[i % 3], seed i
+            for t, m in enumerate(phantoms.phantom_sequence(kind, DEMO_GRID, DEMO_FRAMES, seed)):
+                write_label_tiff(m, Path(tmp) / f"unseen_s{seed:02d}_{kind}" / MASK_DIR / f"mask_t{t:03d}.tif")
+        files = convert_demo_masks(tmp, out, grid=DEMO_GRID, clamp=DEMO_CLAMP, progress=not args.no_progress)
+    for f in files:
+        print(f)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -233,8 +258,13 @@ def main(argv=None) -> int:
     f.add_argument("--lr", type=float)
     f.add_argument("--clamp", type=float)
     f.add_argument("--top", type=int, default=3, help="pairs re-scored on all frames (default 3)")
+    t = sub.add_parser("targets", help="write unseen demo-style cells (phantom seeds the demo does not use)")
+    t.add_argument("--out", required=True, help="folder for unseen_sNN_<kind>.h5")
+    t.add_argument("--seeds", type=int, nargs="+", default=[6, 7, 8], help="phantom seeds (default 6 7 8; "
+                   "the demo uses 0-5); the kind follows the demo's order: divide, filo, deform")
+    t.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    return compare(args) if args.command == "compare" else fit(args)
+    return {"compare": compare, "fit": fit, "targets": targets}[args.command](args)
 
 
 if __name__ == "__main__":
