@@ -134,13 +134,6 @@ def sum_over_ranks(ctx: Context, values: list[float], device: torch.device) -> l
     return t.tolist()
 
 
-def any_rank(ctx: Context, flag: bool, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is True on one of them (so that all ranks stop at the same batch)."""
-    if not ctx.active:
-        return flag
-    return sum_over_ranks(ctx, [float(flag)], device)[0] > 0
-
-
 def share(items: torch.Tensor, ctx: Context) -> torch.Tensor:
     """This rank's contiguous share of a global batch's ``items``: sizes differ by at most one frame,
     the first ``len(items) % world`` ranks taking the larger shares (a rank may get none)."""

@@ -122,8 +122,8 @@ def batch_loss(decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor, batc
     xyz = torch.bmm(batch.points, rot)                    # row vectors: xyz @ R
     pred = decoder(assemble_inputs(frame_codes, xyz, batch.times)).reshape(batch.sdf.shape)
     target = batch.sdf
-    if specs["ClampSDFminmax"]:
-        d = specs["ClampingDistance"]
+    d = fastpath.loss_clamp(specs)
+    if d is not None:
         pred, target = pred.clamp(-d, d), target.clamp(-d, d)
     sdf_loss = (pred - target).abs().mean()
     weight = code_regularization_weight(specs, epoch)

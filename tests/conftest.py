@@ -83,6 +83,24 @@ def tiny_data(tmp_path: Path) -> Path:
     return d
 
 
+
+def trained_spheres(root: Path, radii, grid: tuple[int, int, int], frames: int, growth: float,
+                    **overrides) -> Path:
+    """Train a tiny experiment (seed 0) on growing spheres, one sequence per radius; return its folder.
+
+    Data go to ``<root>/data/s<i>.h5``, the experiment to ``<root>/exp``
+    (:func:`tiny_specs` with ``NumSequences`` = the number of radii and ``overrides``).
+    """
+    from autodecoder import training
+    for i, r in enumerate(radii):
+        write_h5(root / "data" / f"s{i}.h5", sphere_sdf_sequence(grid, frames, r, growth))
+    exp = root / "exp"
+    exp.mkdir()
+    specs = tiny_specs(root / "data", **{"NumSequences": len(radii), **overrides})
+    (exp / "specs.json").write_text(json.dumps(specs))
+    assert training.train(exp, device="cpu", seed=0, progress=False, log=lambda s: None) == 0
+    return exp
+
 @pytest.fixture
 def tiny_experiment(tmp_path: Path, tiny_data: Path):
     """A factory: ``tiny_experiment(**overrides)`` writes specs.json and returns the experiment folder."""

@@ -13,22 +13,15 @@ import pytest
 import scipy.io
 import torch
 
-from autodecoder import generation, training, workspace as ws
+from autodecoder import generation, workspace as ws
 from autodecoder.io import read_provenance, read_sequence
 from conftest import REFERENCE, ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
-    from conftest import sphere_sdf_sequence, tiny_specs, write_h5
-    root = tmp_path_factory.mktemp("gen")
-    for i, r in enumerate([0.3, 0.4, 0.5]):
-        write_h5(root / "data" / f"s{i}.h5", sphere_sdf_sequence((16, 14, 12), 4, r, 0.1))
-    exp = root / "exp"
-    exp.mkdir()
-    (exp / "specs.json").write_text(json.dumps(tiny_specs(root / "data", NumEpochs=2)))
-    assert training.train(exp, device="cpu", seed=0, progress=False, log=lambda s: None) == 0
-    return exp
+    from conftest import trained_spheres
+    return trained_spheres(tmp_path_factory.mktemp("gen"), [0.3, 0.4, 0.5], (16, 14, 12), 4, 0.1, NumEpochs=2)
 
 
 def _run(exp, kind, **kw):

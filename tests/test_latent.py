@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 
@@ -11,13 +10,13 @@ import pytest
 import scipy.io
 import torch
 
-from autodecoder import checkpoints, generation, latent, specs as specs_mod, training, workspace as ws
+from autodecoder import checkpoints, generation, latent, specs as specs_mod, workspace as ws
 from autodecoder.cli import test_main
 from autodecoder.errors import UserError
 from autodecoder.grid import decode_frames
 from autodecoder.io import read_provenance, read_sequence
 from autodecoder.model import Decoder
-from conftest import REFERENCE, run_cli, sphere_sdf_sequence, tiny_specs, write_h5
+from conftest import REFERENCE, run_cli, sphere_sdf_sequence, trained_spheres, write_h5
 
 
 def _run(exp, kind, epoch=10, **kw):
@@ -187,16 +186,10 @@ def test_interpolation_paths_and_rotations():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("fit")
-    for i, r in enumerate([0.3, 0.45, 0.6]):
-        write_h5(root / "data" / f"s{i}.h5", sphere_sdf_sequence((16, 16, 16), 3, r, 0.15))
-    exp = root / "exp"
-    exp.mkdir()
-    specs = tiny_specs(root / "data", NumEpochs=40, FramesPerBatch=3, OptRotEpoch=20, LogFrequency=40,
-                       CodeRegularizationLambda=1e-6,
-                       TrainSampleFraction=0.1, ReconstructionDims=[16, 16, 16],
-                       LearningRateSchedule=[{"Type": "Constant", "Value": 2e-3}] * 3)
-    (exp / "specs.json").write_text(json.dumps(specs))
-    assert training.train(exp, device="cpu", seed=0, progress=False, log=lambda s: None) == 0
+    exp = trained_spheres(root, [0.3, 0.45, 0.6], (16, 16, 16), 3, 0.15, NumEpochs=40, FramesPerBatch=3,
+                          OptRotEpoch=20, LogFrequency=40, CodeRegularizationLambda=1e-6,
+                          TrainSampleFraction=0.1, ReconstructionDims=[16, 16, 16],
+                          LearningRateSchedule=[{"Type": "Constant", "Value": 2e-3}] * 3)
     target = root / "unseen.h5"
     write_h5(target, sphere_sdf_sequence((16, 16, 16), 3, 0.5, 0.1, (0.1, 0.0, 0.0)))
     return exp, target

@@ -3,7 +3,6 @@ fresh sampling; the bf16 and compile options (speed itself is measured in benchm
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -155,15 +154,9 @@ def test_fresh_sampling_trains_and_refuses_on_the_fly_too(tiny_experiment):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from conftest import sphere_sdf_sequence, tiny_specs, write_h5
-    root = tmp_path_factory.mktemp("speed")
-    for i, r in enumerate([0.3, 0.45]):
-        write_h5(root / "data" / f"s{i}.h5", sphere_sdf_sequence((16, 14, 12), 3, r, 0.15))
-    exp = root / "exp"
-    exp.mkdir()
-    (exp / "specs.json").write_text(json.dumps(tiny_specs(root / "data", NumEpochs=3, NumSequences=2,
-                                                          TrainSampleFraction=0.2)))
-    assert _train(exp, seed=0) == 0
+    from conftest import trained_spheres
+    exp = trained_spheres(tmp_path_factory.mktemp("speed"), [0.3, 0.45], (16, 14, 12), 3, 0.15, NumEpochs=3,
+                          TrainSampleFraction=0.2)
     st = _latest(exp)
     dec = Decoder(8, **st["specs"]["NetworkSpecs"])
     dec.load_state_dict(st["decoder"])
