@@ -3,7 +3,7 @@
 ``python evaluate.py compare REAL GENERATED [--out evaluation]``."""
 import sys
 
-from autodecoder.evaluation import main
+from autodecoder.evaluation.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -45,13 +45,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autodecoder import checkpoints, evaluation, generation, specs as specs_mod, workspace as ws  # noqa: E402
-from autodecoder.descriptors import FRAME_DESCRIPTORS, LABELS  # noqa: E402
-from autodecoder.grid import decode_frames  # noqa: E402
-from autodecoder.io import SequenceFile, list_sequence_files, read_sequence  # noqa: E402
-from autodecoder.metrics import dice  # noqa: E402
-from autodecoder.model import Decoder  # noqa: E402
-from autodecoder.training import resolve_data_source  # noqa: E402
+from autodecoder.model import checkpoints
+from autodecoder.evaluation import compare as evaluation
+from autodecoder.decoding import run as generation
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.experiment import workspace as ws
+from autodecoder.evaluation.descriptors import FRAME_DESCRIPTORS, LABELS  # noqa: E402
+from autodecoder.decoding.grid import decode_frames  # noqa: E402
+from autodecoder.io.sequences import SequenceFile, list_sequence_files, read_sequence  # noqa: E402
+from autodecoder.evaluation.metrics import dice  # noqa: E402
+from autodecoder.model.decoder import Decoder  # noqa: E402
+from autodecoder.training.loop import resolve_data_source  # noqa: E402
 
 KINDS = ("generate", "generate_filo", "sample")
 
@@ -81,7 +85,7 @@ def mean_pairwise_dice(masks: list[np.ndarray]) -> float:
 
 
 def sheet_rows(masks: list[np.ndarray], frames: list[int]) -> np.ndarray:
-    from autodecoder.plots import mip
+    from autodecoder.io.pictures import mip
     rows = []
     for m in masks:
         rows.append(np.concatenate([np.pad(mip(m[t]), 1, constant_values=96) for t in frames], axis=1))
@@ -199,7 +203,7 @@ def fit(args) -> int:
                                progress=not args.no_progress, log=quiet,
                                options=generation.LatentOptions(target=str(target), iterations=args.iterations,
                                                                 lr=args.lr, clamp=args.clamp))
-        from autodecoder.io import read_provenance
+        from autodecoder.io.sequences import read_provenance
         prov = read_provenance(files[0])
         print(f"{Path(target).name}: fit from the mean code: Dice {float(prov['dice_mean']):.4f} "
               f"(SDF loss {float(prov['fit_loss_start']):.4f} → {float(prov['fit_loss_final']):.4f}; "
@@ -219,9 +223,9 @@ def targets(args) -> int:
     (CytoPacq-style mask TIFFs, then the ``voxvol_to_sdf`` port), written as ``<out>/unseen_sNN_<kind>.h5``."""
     import tempfile
 
-    from autodecoder import phantoms
-    from autodecoder.demo import DEMO_CLAMP, DEMO_FRAMES, DEMO_GRID
-    from autodecoder.demo_masks import MASK_DIR, write_label_tiff
+    from autodecoder.demo import phantoms
+    from autodecoder.demo.run import DEMO_CLAMP, DEMO_FRAMES, DEMO_GRID
+    from autodecoder.demo.masks import MASK_DIR, write_label_tiff
     from matlab_ports.voxvol_to_sdf import convert_demo_masks
 
     out = Path(args.out)

@@ -74,9 +74,9 @@ def peak_mib() -> float:
 
 def worker_train(args: argparse.Namespace) -> dict:
     import torch
-    from autodecoder import training
-    from autodecoder.data import TrainingSet
-    from autodecoder.model import Decoder
+    from autodecoder.training import loop as training
+    from autodecoder.training.data import TrainingSet
+    from autodecoder.model.decoder import Decoder
     fast = args.path == "fast"
     base = rss_mib()
     data = TrainingSet(args.data, True, len(list(Path(args.data).glob("*.h5"))), args.fraction, False, 0,
@@ -110,9 +110,10 @@ def worker_train(args: argparse.Namespace) -> dict:
 
 def worker_decode(args: argparse.Namespace) -> dict:
     import torch
-    from autodecoder import checkpoints, specs as specs_mod
-    from autodecoder.grid import decode_frames
-    from autodecoder.model import Decoder
+    from autodecoder.model import checkpoints
+    from autodecoder.experiment import specs as specs_mod
+    from autodecoder.decoding.grid import decode_frames
+    from autodecoder.model.decoder import Decoder
     sp = specs_mod.load(REFERENCE, specs_mod.TEST)
     tr = checkpoints.load_trained(REFERENCE, 10, sp["CodeLength"])
     dec = Decoder.from_specs(sp)
@@ -130,9 +131,11 @@ def worker_decode(args: argparse.Namespace) -> dict:
 
 def worker_adaptive(args: argparse.Namespace) -> dict:
     from scipy import ndimage
-    from autodecoder import checkpoints, generation, specs as specs_mod
-    from autodecoder.grid import decode_frames
-    from autodecoder.model import Decoder
+    from autodecoder.model import checkpoints
+    from autodecoder.decoding import run as generation
+    from autodecoder.experiment import specs as specs_mod
+    from autodecoder.decoding.grid import decode_frames
+    from autodecoder.model.decoder import Decoder
     exp = Path(args.experiment)
     sp = specs_mod.load(exp, specs_mod.TEST)
     tr = checkpoints.load_trained(exp, checkpoints.parse_epoch(args.epoch), sp["CodeLength"])
@@ -165,9 +168,9 @@ def worker_adaptive(args: argparse.Namespace) -> dict:
 
 def make_synthetic(folder: Path, grid: int, n_seq: int, frames: int, log=print) -> Path:
     """Phantom cells at ``grid``³ (SDF clamp 16 voxels at 128³, the paper's share), cached in ``folder``."""
-    from autodecoder.io import write_sequence
-    from autodecoder.phantoms import phantom_sequence
-    from autodecoder.sdf import sdf_sequence
+    from autodecoder.io.sequences import write_sequence
+    from autodecoder.demo.phantoms import phantom_sequence
+    from autodecoder.io.mask_sdf import sdf_sequence
     folder.mkdir(parents=True, exist_ok=True)
     kinds = ["divide", "filo", "deform"]
     for i in range(n_seq):
@@ -181,8 +184,8 @@ def make_synthetic(folder: Path, grid: int, n_seq: int, frames: int, log=print) 
 
 def adaptive_on_stored_sdf(folder: Path, pick: int) -> dict:
     """Adaptive extraction with the stored SDF of the set as the 'network' (exact field)."""
-    from autodecoder.adaptive import decode_adaptive
-    from autodecoder.io import SequenceFile
+    from autodecoder.decoding.adaptive import decode_adaptive
+    from autodecoder.io.sequences import SequenceFile
     files = sorted(folder.glob("*.h5"))
     disagree = vox = evals = 0
     for path in files:
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = ROOT / "data" / "demo"
     if not any(demo.glob("*.h5")):
         log("making the demo data")
-        from autodecoder.demo import make_demo_data
+        from autodecoder.demo.run import make_demo_data
         make_demo_data(progress=False, log=log)
     synth_grid = 128
     n_seq, n_frames = (3, 6) if args.quick else (4, 8)

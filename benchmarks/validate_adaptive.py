@@ -29,9 +29,12 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autodecoder import adaptive, checkpoints, generation, specs as specs_mod  # noqa: E402
-from autodecoder.grid import decode_frames  # noqa: E402
-from autodecoder.model import Decoder  # noqa: E402
+from autodecoder.decoding import adaptive
+from autodecoder.model import checkpoints
+from autodecoder.decoding import run as generation
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.decoding.grid import decode_frames  # noqa: E402
+from autodecoder.model.decoder import Decoder  # noqa: E402
 
 FULL = np.ones((3, 3, 3), dtype=bool)
 

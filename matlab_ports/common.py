@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Callable, Sequence
 
-from autodecoder.cli import _guard, _Parser  # one-line "error: …", exit 2; one-line warnings
-from autodecoder.errors import UserError
-from autodecoder.exports import parse_voxel_size
+from autodecoder.cli.commands import _guard, _Parser  # one-line "error: …", exit 2; one-line warnings
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.exports import parse_voxel_size
 
 __all__ = ["Parser", "run_guarded", "optional_int", "optional_float", "positive_float", "voxel_size_arg",
            "collect_sdf_files", "sdf_inputs", "frames_bar", "each_sequence", "UserError"]
@@ -94,7 +94,7 @@ def collect_sdf_files(inputs: Sequence[str | Path]) -> list[Path]:
 def sdf_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], int]:
     """The SDF files of ``inputs`` (see :func:`collect_sdf_files`), each opened once so that a
     broken file fails before any output is written, and their total frame count."""
-    from autodecoder.io import SequenceFile
+    from autodecoder.io.sequences import SequenceFile
     paths = collect_sdf_files(inputs)
     total = 0
     for p in paths:
@@ -119,7 +119,7 @@ def each_sequence(inputs: Sequence[str | Path], out: str | Path | None, default_
     ``per_file_folder``), and the bar, to ``update(1)`` per frame. Every file is
     checked before the first is yielded (see :func:`sdf_inputs`).
     """
-    from autodecoder.io import SequenceFile
+    from autodecoder.io.sequences import SequenceFile
     paths, total = sdf_inputs(inputs)
     bar = frames_bar(total, progress)
     try:

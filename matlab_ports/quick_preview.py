@@ -20,7 +20,7 @@ from typing import Iterator, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from autodecoder.exports import masks_from_sdf, write_png_previews  # noqa: E402
+from autodecoder.io.exports import masks_from_sdf, write_png_previews  # noqa: E402
 from matlab_ports.common import Parser, each_sequence, run_guarded  # noqa: E402
 
 __all__ = ["quick_preview", "main"]

@@ -29,8 +29,8 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from autodecoder.errors import UserError  # noqa: E402
-from autodecoder.exports import FILO_THRESHOLD, frame_name, masks_from_sdf  # noqa: E402
+from autodecoder.experiment.errors import UserError  # noqa: E402
+from autodecoder.io.exports import FILO_THRESHOLD, frame_name, masks_from_sdf  # noqa: E402
 from matlab_ports.common import Parser, each_sequence, optional_int, run_guarded  # noqa: E402
 from matlab_ports.matlab_compat import imgaussfilt3, imresize3  # noqa: E402
 
@@ -103,7 +103,7 @@ def render_frame(volume: np.ndarray, s: RenderSettings, path: Path, title: str =
     from matplotlib.colors import LightSource
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    from autodecoder.workspace import atomic_path
+    from autodecoder.experiment.workspace import atomic_path
 
     fig = plt.figure(figsize=(s.inches, s.inches), dpi=s.dpi)
     ax = fig.add_subplot(projection="3d")

@@ -32,8 +32,8 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from autodecoder.errors import UserError  # noqa: E402
-from autodecoder.exports import FILO_THRESHOLD, masks_from_sdf, write_hyperstack, write_tif_frame  # noqa: E402
+from autodecoder.experiment.errors import UserError  # noqa: E402
+from autodecoder.io.exports import FILO_THRESHOLD, masks_from_sdf, write_hyperstack, write_tif_frame  # noqa: E402
 from matlab_ports.common import Parser, each_sequence, optional_int, run_guarded, voxel_size_arg  # noqa: E402
 from matlab_ports.matlab_compat import imgaussfilt3, imresize3, matlab_round  # noqa: E402
 
@@ -97,7 +97,7 @@ def sdf_to_tif(files: Sequence[str | Path], out: str | Path | None = None, varia
         Every file written.
     """
 
-    from autodecoder.plots import mip, save_image
+    from autodecoder.io.pictures import mip, save_image
     if variant not in VARIANTS:
         raise UserError(f"--variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     base = VARIANTS[variant]

@@ -46,10 +46,10 @@ from typing import Callable, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from autodecoder import __version__  # noqa: E402
-from autodecoder.errors import UserError  # noqa: E402
-from autodecoder.exports import tiff_to_frame  # noqa: E402
-from autodecoder.sdf import CONNECTIVITY, mask_to_sdf, select_components  # noqa: E402
+from autodecoder import __version__
+from autodecoder.experiment.errors import UserError  # noqa: E402
+from autodecoder.io.exports import tiff_to_frame  # noqa: E402
+from autodecoder.io.mask_sdf import CONNECTIVITY, mask_to_sdf, select_components  # noqa: E402
 from matlab_ports.common import Parser, optional_float, optional_int, run_guarded  # noqa: E402
 from matlab_ports.matlab_compat import (centroid_rcs, imresize3, lexicographic_key, matlab_round,  # noqa: E402
                                         natural_key, regionprops_centroid)
@@ -427,8 +427,8 @@ def convert_sequence(src: SequenceSource, output: Path, options: Options, bar=No
     """
     import h5py
 
-    from autodecoder.io import SequenceWriter
-    from autodecoder.plots import mip, save_image
+    from autodecoder.io.sequences import SequenceWriter
+    from autodecoder.io.pictures import mip, save_image
 
     output = Path(output)
     path = output / f"{src.name}.{options.fmt}"

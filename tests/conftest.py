@@ -91,7 +91,7 @@ def trained_spheres(root: Path, radii, grid: tuple[int, int, int], frames: int, 
     Data go to ``<root>/data/s<i>.h5``, the experiment to ``<root>/exp``
     (:func:`tiny_specs` with ``NumSequences`` = the number of radii and ``overrides``).
     """
-    from autodecoder import training
+    from autodecoder.training import loop as training
     for i, r in enumerate(radii):
         write_h5(root / "data" / f"s{i}.h5", sphere_sdf_sequence(grid, frames, r, growth))
     exp = root / "exp"

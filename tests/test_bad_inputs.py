@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from autodecoder import training
+from autodecoder.training import loop as training
 from conftest import run_cli, sphere_sdf_sequence, write_h5
 
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from autodecoder import phantoms
-from autodecoder import descriptors as d
-from autodecoder.metrics import surface_distances
+from autodecoder.demo import phantoms
+from autodecoder.evaluation import descriptors as d
+from autodecoder.evaluation.metrics import surface_distances
 
 OFFSET = np.array([0.3, -0.2, 0.1])  # keep shapes off the grid's symmetry
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autodecoder import distributed
+from autodecoder.training import distributed
 from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find the ranks")
@@ -152,7 +152,7 @@ def test_environment_must_be_torchrun_like(monkeypatch):
 
 
 def test_test_py_refuses_to_run_under_torchrun(tiny_experiment, monkeypatch, capsys):
-    from autodecoder.cli import test_main
+    from autodecoder.cli.commands import test_main
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     exp = tiny_experiment()

@@ -12,11 +12,11 @@ import pytest
 import scipy.io
 import tifffile
 
-from autodecoder import descriptors as desc
-from autodecoder import evaluation as ev
-from autodecoder import phantoms
-from autodecoder.errors import UserError
-from autodecoder.sdf import sdf_sequence
+from autodecoder.evaluation import descriptors as desc
+from autodecoder.evaluation import compare as ev
+from autodecoder.demo import phantoms
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.mask_sdf import sdf_sequence
 
 from conftest import REFERENCE, run_cli, sphere_sdf_sequence, write_h5
 

@@ -8,12 +8,12 @@ import tifffile
 import trimesh
 from matplotlib.image import imread
 
-from autodecoder.demo_masks import write_label_tiff
-from autodecoder.errors import UserError
-from autodecoder.exports import (export_sequence, frame_to_tiff, masks_from_sdf, mesh_from_sdf, tiff_to_frame,
+from autodecoder.demo.masks import write_label_tiff
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.exports import (export_sequence, frame_to_tiff, masks_from_sdf, mesh_from_sdf, tiff_to_frame,
                                  write_meshes)
-from autodecoder.io import write_sequence
-from autodecoder.sdf import mask_to_sdf, sdf_sequence
+from autodecoder.io.sequences import write_sequence
+from autodecoder.io.mask_sdf import mask_to_sdf, sdf_sequence
 from matlab_ports.voxvol_to_sdf import Options, voxvol_to_sdf
 
 

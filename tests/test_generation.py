@@ -13,8 +13,9 @@ import pytest
 import scipy.io
 import torch
 
-from autodecoder import generation, workspace as ws
-from autodecoder.io import read_provenance, read_sequence
+from autodecoder.decoding import run as generation
+from autodecoder.experiment import workspace as ws
+from autodecoder.io.sequences import read_provenance, read_sequence
 from conftest import REFERENCE, ROOT, run_cli
 
 
@@ -98,8 +99,9 @@ def test_cli_epoch_and_out(trained_dir, tmp_path):
 _PEAK = """
 import json, resource, sys, torch
 from pathlib import Path
-from autodecoder import generation, workspace as ws
-from autodecoder.model import Decoder
+from autodecoder.decoding import run as generation
+from autodecoder.experiment import workspace as ws
+from autodecoder.model.decoder import Decoder
 exp = Path(sys.argv[1]); frames = int(sys.argv[2])
 specs = json.loads((exp / "specs.json").read_text())
 specs["ReconstructionDims"] = [96, 96, 96]; specs["ReconstructionFramesPerSequence"] = frames

@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from autodecoder import sampling
-from autodecoder.data import TrainingSet
-from autodecoder.errors import UserError
-from autodecoder.geometry import axis_coords, frame_times, grid_points, index_to_points, rotation_matrices
+from autodecoder.training import sampling
+from autodecoder.training.data import TrainingSet
+from autodecoder.experiment.errors import UserError
+from autodecoder.model.points import axis_coords, frame_times, grid_points, index_to_points, rotation_matrices
 from conftest import sphere_sdf_sequence, write_h5
 
 
@@ -140,7 +140,7 @@ def test_on_the_fly_sampling_draws_fresh_points_each_epoch(tiny_data):
 
 def test_matlab_layout_fixtures_read_as_t_x_y_z():
     from scipy import ndimage
-    from autodecoder.io import read_sequence
+    from autodecoder.io.sequences import read_sequence
     from conftest import MATLAB_LAYOUT
     div = read_sequence(MATLAB_LAYOUT / "seq_000_divide.h5")
     filo = read_sequence(MATLAB_LAYOUT / "seq_001_filo.h5")

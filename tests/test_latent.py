@@ -10,12 +10,16 @@ import pytest
 import scipy.io
 import torch
 
-from autodecoder import checkpoints, generation, latent, specs as specs_mod, workspace as ws
-from autodecoder.cli import test_main
-from autodecoder.errors import UserError
-from autodecoder.grid import decode_frames
-from autodecoder.io import read_provenance, read_sequence
-from autodecoder.model import Decoder
+from autodecoder.model import checkpoints
+from autodecoder.decoding import run as generation
+from autodecoder.decoding import latent
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.experiment import workspace as ws
+from autodecoder.cli.commands import test_main
+from autodecoder.experiment.errors import UserError
+from autodecoder.decoding.grid import decode_frames
+from autodecoder.io.sequences import read_provenance, read_sequence
+from autodecoder.model.decoder import Decoder
 from conftest import REFERENCE, run_cli, sphere_sdf_sequence, trained_spheres, write_h5
 
 
@@ -197,8 +201,8 @@ def tiny_model(tmp_path_factory):
 
 def test_fit_improves_on_its_start_and_writes_its_outputs(tiny_model):
     exp, target = tiny_model
-    from autodecoder.fitting import fit_code
-    from autodecoder.metrics import dice
+    from autodecoder.decoding.fitting import fit_code
+    from autodecoder.evaluation.metrics import dice
     specs = specs_mod.load(exp, specs_mod.TEST)
     trained = checkpoints.load_trained(exp, 40, specs["CodeLength"])
     dec = Decoder.from_specs(specs)

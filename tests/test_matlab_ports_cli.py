@@ -13,9 +13,9 @@ import pytest
 import tifffile
 from matplotlib.image import imread
 
-from autodecoder.demo_masks import write_label_tiff
-from autodecoder.io import write_sequence
-from autodecoder.sdf import sdf_sequence
+from autodecoder.demo.masks import write_label_tiff
+from autodecoder.io.sequences import write_sequence
+from autodecoder.io.mask_sdf import sdf_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("voxvol_to_sdf", "quick_preview", "sdf_to_tif", "render_sdf")
@@ -123,7 +123,7 @@ def test_sdf_to_tif_both_variants(sdf_dir, tmp_path):
     d = tmp_path / "t" / "gen_seq_000"
     vol = tifffile.imread(d / "cell_cele_t001.tif")
     assert vol.shape == (32, 32, 32) and set(np.unique(vol)) <= {0, 255}
-    from autodecoder.io import read_sequence
+    from autodecoder.io.sequences import read_sequence
     from matlab_ports.sdf_to_tif import Variant, binary_volume
     expected = binary_volume(read_sequence(sdf_dir / "gen_seq_000.h5")[1], Variant(0.0, 32, 2.0, 192.0))
     assert np.array_equal(vol.transpose(1, 2, 0) > 0, expected)  # pages = Z, rows = X, columns = Y

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from autodecoder.checkpoints import load_model_state
-from autodecoder.model import Decoder, assemble_inputs
+from autodecoder.model.checkpoints import load_model_state
+from autodecoder.model.decoder import Decoder, assemble_inputs
 from conftest import REFERENCE
 
 C = 8  # code length: d0 = 12

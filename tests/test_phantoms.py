@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from autodecoder import phantoms
-from autodecoder.phantoms import KINDS, demo_sequences, division_frame, phantom_sequence
+from autodecoder.demo import phantoms
+from autodecoder.demo.phantoms import KINDS, demo_sequences, division_frame, phantom_sequence
 
 GRID, FRAMES = 64, 12
 H = 2.0 / (GRID - 1)  # voxel size in world units

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from autodecoder.sdf import mask_to_sdf, sdf_sequence
+from autodecoder.io.mask_sdf import mask_to_sdf, sdf_sequence
 
 
 def _ball(n=40, centre=(19.3, 20.1, 18.7), radius=10.0):

@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from autodecoder import specs as S
-from autodecoder.errors import UserError
+from autodecoder.experiment import specs as S
+from autodecoder.experiment.errors import UserError
 from conftest import REFERENCE, tiny_specs
 
 

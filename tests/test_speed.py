@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from autodecoder import adaptive, fastpath, sampling, training, workspace as ws
-from autodecoder.data import TrainingSet
-from autodecoder.grid import decode_frames
-from autodecoder.model import Decoder, assemble_inputs
+from autodecoder.decoding import adaptive
+from autodecoder.model import forward as fastpath
+from autodecoder.training import sampling
+from autodecoder.training import loop as training
+from autodecoder.experiment import workspace as ws
+from autodecoder.training.data import TrainingSet
+from autodecoder.decoding.grid import decode_frames
+from autodecoder.model.decoder import Decoder, assemble_inputs
 
 #: bf16 autocast against float32, on decoded SDF values (measured on the demo and reference models:
 #: max 0.03, mean 0.0014, sdf <= 0 masks agree on >= 99.96 % of voxels).
@@ -130,7 +134,7 @@ def test_fresh_sampling_draws_new_points_each_epoch_from_a_bounded_pool(tiny_dat
     assert torch.equal(e1.index, ts.batch(torch.tensor([3, 8]), 1).index)  # keyed by epoch
     assert torch.equal(e1.index[0], ts.batch(torch.tensor([3]), 1).index[0])  # not by the batch
     assert int((e1.sdf[0] <= sampling.NEAR_THRESHOLD).sum()) == int(0.7 * n)  # the 70/30 rule
-    from autodecoder.io import read_sequence
+    from autodecoder.io.sequences import read_sequence
     frame = read_sequence(sorted(tiny_data.iterdir())[0])[3].reshape(-1)
     assert np.array_equal(frame[e1.index[0].numpy()], e1.sdf[0].numpy())
     # over epochs the draws cover far more distinct points than one fixed draw
@@ -141,7 +145,7 @@ def test_fresh_sampling_draws_new_points_each_epoch_from_a_bounded_pool(tiny_dat
 
 
 def test_fresh_sampling_trains_and_refuses_on_the_fly_too(tiny_experiment):
-    from autodecoder.errors import UserError
+    from autodecoder.experiment.errors import UserError
     exp = tiny_experiment("fresh", NumEpochs=2, FreshSampling=True, SamplePoolFactor=4, SampleValueDtype="float16")
     assert _train(exp, seed=1) == 0
     both = tiny_experiment("both", NumEpochs=1, FreshSampling=True, OnTheFlySampling=True)
@@ -253,8 +257,8 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(trained, tiny_experi
 
 def test_test_py_adaptive_flag_records_the_extraction(trained, tmp_path):
     import h5py
-    from autodecoder.cli import test_main
-    from autodecoder.io import read_sequence
+    from autodecoder.cli.commands import test_main
+    from autodecoder.io.sequences import read_sequence
     exp = trained[3]
     common = ["-x", str(exp), "-t", "reconstruct", "-e", "latest", "--device", "cpu", "--no-progress", "--seed", "0"]
     assert test_main(common + ["--out", str(tmp_path / "d")]) == 0
@@ -266,7 +270,7 @@ def test_test_py_adaptive_flag_records_the_extraction(trained, tmp_path):
 
 
 def test_added_keys_are_documented():
-    from autodecoder.specs import TOP_KEYS
+    from autodecoder.experiment.specs import TOP_KEYS
     from conftest import ROOT
     text = (ROOT / "experiments" / "README.md").read_text()
     table = text[text.index("### Keys this project adds"):]

@@ -11,10 +11,11 @@ import pytest
 import scipy.io
 import torch
 
-from autodecoder import training, workspace as ws
-from autodecoder.data import TrainingSet
-from autodecoder.schedules import schedule
-from autodecoder.specs import validate
+from autodecoder.training import loop as training
+from autodecoder.experiment import workspace as ws
+from autodecoder.training.data import TrainingSet
+from autodecoder.training.schedules import schedule
+from autodecoder.experiment.specs import validate
 from conftest import tiny_specs
 
 
@@ -170,7 +171,7 @@ def test_resume_from_original_checkpoint_restarts_optimisers(tiny_experiment):
 
 
 def test_resume_with_other_seed_is_refused(tiny_experiment):
-    from autodecoder.errors import UserError
+    from autodecoder.experiment.errors import UserError
     exp = tiny_experiment(NumEpochs=1)
     assert _train(exp, seed=5) == 0
     with pytest.raises(UserError, match="differs from the seed 5"):
@@ -186,7 +187,7 @@ def test_same_seed_same_result(tiny_experiment):
 def test_trains_on_mat_files_and_reads_v73(tmp_path, tiny_experiment):
     """MAT v5 files hold (T, X, Y, Z) directly; MAT v7.3 files are HDF5 stored MATLAB-style."""
     import h5py
-    from autodecoder.io import read_sequence
+    from autodecoder.io.sequences import read_sequence
     from conftest import sphere_sdf_sequence
     data = tmp_path / "matdata"
     data.mkdir()

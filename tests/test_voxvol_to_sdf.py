@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from autodecoder import phantoms
-from autodecoder.demo_masks import write_cytopacq_masks, write_label_tiff
-from autodecoder.errors import UserError
-from autodecoder.io import SequenceFile, read_sequence
-from autodecoder.sdf import select_components
+from autodecoder.demo import phantoms
+from autodecoder.demo.masks import write_cytopacq_masks, write_label_tiff
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.sequences import SequenceFile, read_sequence
+from autodecoder.io.mask_sdf import select_components
 from matlab_ports.matlab_compat import (imgaussfilt3, imresize3, matlab_round, natural_key,
                                         regionprops_centroid, resize_contributions)
 from matlab_ports.voxvol_to_sdf import (CYTOPACQ_MASKS, Options, convert_demo_masks, find_sequences,
@@ -169,7 +169,7 @@ def test_sphere_becomes_analytic_sdf_with_default_resize_and_centred_crop(tmp_pa
 def test_sphere_distances_at_scale_one(tmp_path):
     mask, d = ball((40, 40, 40), (19.3, 20.1, 18.7), 10.0)
     res = prepare_frame(mask.astype(np.uint16), PLAIN)
-    from autodecoder.sdf import mask_to_sdf
+    from autodecoder.io.mask_sdf import mask_to_sdf
     raw = raw_distances(mask_to_sdf(res.mask, clamp=8.0))
     assert np.array_equal(res.mask, mask)
     near = np.abs(d) < 7
@@ -237,7 +237,7 @@ def test_round_trip_masks_to_training_loader(tmp_path):
         assert (f.n_frames, f.grid_shape) == (3, (32, 32, 32))
         for t, frame in enumerate(f.frames()):
             assert np.array_equal(frame <= 0, masks[t])
-    from autodecoder.data import TrainingSet
+    from autodecoder.training.data import TrainingSet
     ts = TrainingSet(tmp_path / "data", True, 2, 0.05, False, seed=0, progress=False)
     flat = np.concatenate([masks.reshape(3, -1), masks[::-1].reshape(3, -1)])
     for i in range(len(ts)):

@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .geometry import index_to_points, rotation_matrices
-from .model import N_COORDS, OMEGA, Decoder
+from autodecoder.model.points import index_to_points, rotation_matrices
+from autodecoder.model.decoder import N_COORDS, OMEGA, Decoder
 
 #: Points per forward/backward pass when training on the fast path (default of ``TrainChunkSize``).
 TRAIN_CHUNK = 8192

@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 import scipy.io
 
-from .errors import UserError
-from .workspace import atomic_path, temp_name
+from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.workspace import atomic_path, temp_name
 
 DATASET = "sdf_vid"
 #: Above this size a MAT v5 output (held whole in memory) triggers a warning.

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import workspace as ws
-from .errors import UserError
-from .io import read_table, write_table
-from .model import Decoder, add_module_prefix, strip_module_prefix
+from autodecoder.experiment import workspace as ws
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.sequences import read_table, write_table
+from autodecoder.model.decoder import Decoder, add_module_prefix, strip_module_prefix
 
 LATEST_FORMAT = "autodecoder-latest/1"
 

@@ -47,8 +47,8 @@ import numpy as np
 import roma
 import torch
 
-from .errors import UserError
-from .workspace import atomic_path
+from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.workspace import atomic_path
 
 METHODS = ("sample", "ledoit-wolf", "pca")
 PATHS = ("linear", "slerp")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "data" / "demo"
 DEMO_MASKS = DEMO_DATA / "masks"
 DEMO_EXPERIMENT = ROOT / "experiments" / "demo"
@@ -44,7 +44,7 @@ def make_demo_data(out: Path = DEMO_DATA, grid: int = DEMO_GRID, frames: int = D
     """
     from matlab_ports.voxvol_to_sdf import convert_demo_masks
 
-    from .demo_masks import write_cytopacq_masks
+    from autodecoder.demo.masks import write_cytopacq_masks
     masks = out / "masks"
     write_cytopacq_masks(masks, grid=grid, frames=frames)
     files = convert_demo_masks(masks, out, grid=grid, clamp=clamp, progress=progress, log=lambda s: None)
@@ -76,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retrain", action="store_true", help="train from scratch even if a finished run exists")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    from . import checkpoints, evaluation, generation, specs as specs_mod, training, workspace as ws
-    from .cli import _guard
-    from .io import list_sequence_files
+    from autodecoder.model import checkpoints
+    from autodecoder.evaluation import compare as evaluation
+    from autodecoder.decoding import run as generation
+    from autodecoder.experiment import specs as specs_mod
+    from autodecoder.training import loop as training
+    from autodecoder.experiment import workspace as ws
+    from autodecoder.cli.commands import _guard
+    from autodecoder.io.sequences import list_sequence_files
 
     def go() -> int:
         exp = DEMO_EXPERIMENT

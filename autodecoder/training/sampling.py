@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from autodecoder.experiment.errors import UserError
 
 NEAR_THRESHOLD = 0.3
 NEAR_SHARE = 0.7

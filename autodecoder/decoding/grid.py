@@ -24,8 +24,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from .geometry import frame_times, grid_points, rotation_matrices
-from .model import Decoder, assemble_inputs
+from autodecoder.model.points import frame_times, grid_points, rotation_matrices
+from autodecoder.model.decoder import Decoder, assemble_inputs
 
 
 @torch.inference_mode()
@@ -79,14 +79,14 @@ def decode_frames(decoder: Decoder, code: np.ndarray | torch.Tensor, angles: np.
                 stats["evaluations"] = stats.get("evaluations", 0) + n
             yield out.reshape(dims).cpu().numpy()
         return
-    from .fastpath import DECODE_CHUNK, PointDecoder
+    from autodecoder.model.forward import DECODE_CHUNK, PointDecoder
     pd = PointDecoder(decoder, code, angles, dims, device, chunk=min(int(subset_size), DECODE_CHUNK),
                       threads=threads, autocast=getattr(accel, "autocast", None),
                       forward=getattr(accel, "forward", None))
     for f in which:
         pd.set_time(float(times[f]))
         if adaptive:
-            from .adaptive import COARSE, decode_adaptive, evaluator
+            from autodecoder.decoding.adaptive import COARSE, decode_adaptive, evaluator
             frame = decode_adaptive(evaluator(pd), dims, levels, lipschitz, COARSE if coarse is None else coarse,
                                     stats)
         else:
@@ -103,8 +103,8 @@ def decode_options(specs: dict, device: torch.device | str = "cpu", adaptive: bo
 
     ``levels``: the iso-levels adaptive extraction keeps exact (0 is always one).
     """
-    from .adaptive import SAFETY, lipschitz_bound
-    from .fastpath import Accel
+    from autodecoder.decoding.adaptive import SAFETY, lipschitz_bound
+    from autodecoder.model.forward import Accel
     accel = Accel.from_specs(specs, device)
     return dict(fast=bool(specs.get("FastPath", True)), adaptive=bool(adaptive),
                 levels=tuple(sorted({0.0, *(float(v) for v in levels)})), threads=specs.get("Threads"),

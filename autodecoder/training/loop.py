@@ -25,15 +25,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoints, distributed, fastpath, specs as specs_mod, workspace as ws
-from .data import Batch, TrainingSet
-from .errors import UserError
-from .geometry import rotation_matrices
-from .model import Decoder, assemble_inputs
-from .plots import plot_loss
-from .runtime import pick_device, resolve_seed
-from .sampling import DRAW_ORDER, DRAW_TORCH, rng_for
-from .schedules import schedule
+from autodecoder import __version__
+from autodecoder.model import checkpoints
+from autodecoder.training import distributed
+from autodecoder.model import forward as fastpath
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.experiment import workspace as ws
+from autodecoder.training.data import Batch, TrainingSet
+from autodecoder.experiment.errors import UserError
+from autodecoder.model.points import rotation_matrices
+from autodecoder.model.decoder import Decoder, assemble_inputs
+from autodecoder.io.pictures import plot_loss
+from autodecoder.experiment.runtime import pick_device, resolve_seed
+from autodecoder.training.sampling import DRAW_ORDER, DRAW_TORCH, rng_for
+from autodecoder.training.schedules import schedule
 
 #: Standard deviation of the initial rotation angles with ``OptimizeRot`` (radians).
 ANGLE_INIT_STD = math.pi ** 2 / 64

@@ -45,11 +45,11 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import descriptors as desc
-from .errors import UserError
-from .io import SequenceFile
-from .metrics import dice, jaccard, surface_distances
-from .workspace import atomic_path, atomic_write_text
+from autodecoder.evaluation import descriptors as desc
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.sequences import SequenceFile
+from autodecoder.evaluation.metrics import dice, jaccard, surface_distances
+from autodecoder.experiment.workspace import atomic_path, atomic_write_text
 
 SDF_SUFFIXES = (".h5", ".hdf5", ".mat")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -440,7 +440,7 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> Path:
 
 
 def _plt():
-    from .plots import plt  # matplotlib with the file-only backend
+    from autodecoder.io.pictures import plt  # matplotlib with the file-only backend
     return plt
 
 
@@ -866,8 +866,8 @@ def reconstruction(exp: str | Path, epoch: str | int | None = None, out_dir: str
         threshold: cells are ``sdf <= threshold`` in both the training and the decoded SDF.
         device: where the network runs (default: cuda if present).
     """
-    from . import specs as specs_mod
-    from .io import list_sequence_files
+    from autodecoder.experiment import specs as specs_mod
+    from autodecoder.io.sequences import list_sequence_files
 
     exp = Path(exp)
     specs = specs_mod.load(exp, specs_mod.TEST)
@@ -875,11 +875,11 @@ def reconstruction(exp: str | Path, epoch: str | int | None = None, out_dir: str
     if not specs.get("DataSource"):
         raise UserError(f"{exp / 'specs.json'}: key \"DataSource\" is needed to find the training data")
     # the network's modules (torch) only once the inputs are known to be there
-    from . import checkpoints
-    from .grid import decode_frames
-    from .model import Decoder
-    from .runtime import pick_device
-    from .training import resolve_data_source
+    from autodecoder.model import checkpoints
+    from autodecoder.decoding.grid import decode_frames
+    from autodecoder.model.decoder import Decoder
+    from autodecoder.experiment.runtime import pick_device
+    from autodecoder.training.loop import resolve_data_source
 
     data_dir = resolve_data_source(specs, exp)
     files = list_sequence_files(data_dir, specs["UseHDF5"])
@@ -1013,7 +1013,7 @@ def _write_reconstruction_report(path: Path, exp: Path, trained, data_dir: Path,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python evaluate.py reconstruction|compare …``; returns the exit status."""
-    from .cli import _guard, _Parser
+    from autodecoder.cli.commands import _guard, _Parser
 
     p = _Parser(prog="evaluate.py", description="How close are learned and generated cells to real ones?",
                 epilog="examples: python evaluate.py reconstruction -x experiments/demo -e latest; "

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; no screen is needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .workspace import atomic_path  # noqa: E402
+from autodecoder.experiment.workspace import atomic_path  # noqa: E402
 
 
 def plot_loss(history: Sequence[Sequence[float]], path: Path, title: str = "") -> None:

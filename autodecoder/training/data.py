@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import sampling
-from .errors import UserError
-from .geometry import frame_times, index_to_points
-from .io import SequenceFile, list_sequence_files
+from autodecoder.training import sampling
+from autodecoder.experiment.errors import UserError
+from autodecoder.model.points import frame_times, index_to_points
+from autodecoder.io.sequences import SequenceFile, list_sequence_files
 
 LAYOUTS = ("compact", "original")
 VALUE_DTYPES = {"float32": np.float32, "float16": np.float16}

@@ -39,13 +39,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoints, specs as specs_mod, workspace as ws
-from .errors import UserError
-from .exports import export_sequence
-from .grid import decode_frames, decode_options
-from .io import SequenceFile, SequenceWriter, read_table, sequence_suffix
-from .model import Decoder
-from .runtime import pick_device, resolve_seed
+from autodecoder import __version__
+from autodecoder.model import checkpoints
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.experiment import workspace as ws
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.exports import export_sequence
+from autodecoder.decoding.grid import decode_frames, decode_options
+from autodecoder.io.sequences import SequenceFile, SequenceWriter, read_table, sequence_suffix
+from autodecoder.model.decoder import Decoder
+from autodecoder.experiment.runtime import pick_device, resolve_seed
 
 TYPES = ("reconstruct", "generate", "generate_filo", "sample", "fit", "interpolate")
 GENERATE_CODE_STD = 0.001
@@ -210,7 +213,7 @@ def plan(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequences: int, s
     ``fit`` is not planned here (see :func:`run`).
     """
     if kind == "sample":
-        from . import latent
+        from autodecoder.decoding import latent
         opts = options or LatentOptions()
         g = gaussian if gaussian is not None else latent.fit_gaussian(codes, pca=opts.pca)
         n = opts.num if opts.num is not None else num_sequences
@@ -227,7 +230,7 @@ def plan(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequences: int, s
                 "latent_shrinkage": float(g.shrinkage)}
         return [Job(i, new[i], rot[i], origin, dict(info)) for i in range(n)]
     if kind == "interpolate":
-        from . import latent
+        from autodecoder.decoding import latent
         opts = options or LatentOptions()
         for flag, i in (("--from", opts.start), ("--to", opts.end)):
             if i is None or not 0 <= i < len(codes):
@@ -274,7 +277,7 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
     dev = pick_device(device)
     seed = resolve_seed(seed)
     if kind == "fit":
-        from .fitting import check_specs
+        from autodecoder.decoding.fitting import check_specs
         check_specs(specs, str(exp / "specs.json"))
         if not Path(opts.target).is_file():
             raise UserError(f"--target {opts.target}: file not found")
@@ -294,7 +297,7 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
     target: SequenceFile | None = None
     fitted = None
     if kind == "sample":
-        from . import latent
+        from autodecoder.decoding import latent
         gaussian = latent.fit_gaussian(trained.codes, pca=opts.pca, source=str(trained.source))
         saved = ws.latent_gaussian_file(exp, epoch, opts.pca)
         try:
@@ -307,7 +310,7 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         jobs = plan(kind, trained.codes, trained.angles, specs["NumSequences"], seed, opts, gaussian, centre)
         extra["latent_distribution"] = str(saved)
     elif kind == "fit":
-        from .fitting import DEFAULT_ITERATIONS, DEFAULT_LR, fit_code
+        from autodecoder.decoding.fitting import DEFAULT_ITERATIONS, DEFAULT_LR, fit_code
         target_path = Path(opts.target)
         iterations = opts.iterations if opts.iterations is not None else DEFAULT_ITERATIONS
         lr = opts.lr if opts.lr is not None else DEFAULT_LR
@@ -355,10 +358,10 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
                                                         specs["ReconstructionSubsetSize"], dev, **decode_kw)):
                     writer.write_frame(t, frame)
                     if kind == "interpolate":
-                        from .plots import mip
+                        from autodecoder.io.pictures import mip
                         mips.append(mip(frame <= threshold))
                     if target is not None:
-                        from .metrics import dice
+                        from autodecoder.evaluation.metrics import dice
                         dice_frames.append(dice(frame <= threshold, target.frame(t) <= threshold))
                     frames_bar.update(1)
                 if target is not None:
@@ -372,7 +375,7 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         if target is not None:
             target.close()
     if kind == "interpolate":
-        from .plots import contact_sheet
+        from autodecoder.io.pictures import contact_sheet
         sheet = ws.interpolation_sheet(out, tag)
         contact_sheet(mips, sheet, columns=n_frames)
         log(f"interpolate: contact sheet (rows: {len(jobs)} steps from code {opts.start} to {opts.end}; "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import UserError
+from autodecoder.experiment.errors import UserError
 
 TRAIN, TEST = "train", "test"
 
@@ -304,7 +304,7 @@ def _validate_network(net: dict, path: Path, code_length: int | None) -> dict:
                   f"layers lin0 … lin{n_layers - 1})", out[key])
     if code_length is not None:
         # Every layer must keep a positive width after the inputs appended to the next one.
-        from .model import layer_widths  # local import: model imports nothing from here
+        from autodecoder.model.decoder import layer_widths  # local import: model imports nothing from here
         try:
             layer_widths(code_length, out)
         except ValueError as e:
@@ -344,5 +344,5 @@ def load(experiment_dir: str | Path, command: str) -> dict:
 
 def save(specs: dict, path: str | Path) -> None:
     """Write resolved specs as indented JSON (atomically)."""
-    from .workspace import atomic_write_text
+    from autodecoder.experiment.workspace import atomic_write_text
     atomic_write_text(Path(path), json.dumps(specs, indent=2) + "\n")

@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import sampling
-from .data import Batch
-from .errors import UserError
-from .geometry import frame_times, index_to_points
-from .io import SequenceFile
-from .model import Decoder
-from .training import batch_loss, epoch_order
+from autodecoder.training import sampling
+from autodecoder.training.data import Batch
+from autodecoder.experiment.errors import UserError
+from autodecoder.model.points import frame_times, index_to_points
+from autodecoder.io.sequences import SequenceFile
+from autodecoder.model.decoder import Decoder
+from autodecoder.training.loop import batch_loss, epoch_order
 
 #: Defaults of ``--iterations`` and ``--lr`` (the angles' rate is a tenth of ``lr``).
 DEFAULT_ITERATIONS = 800

@@ -39,8 +39,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import fastpath
-from .errors import UserError
+from autodecoder.model import forward as fastpath
+from autodecoder.experiment.errors import UserError
 
 #: How long a collective waits for a silent peer before giving up.
 TIMEOUT = datetime.timedelta(minutes=30)
@@ -177,7 +177,7 @@ class Tables(nn.Module):
             code = self.codes[batch.seq_ids].norm(dim=1).sum() if code_weight else torch.zeros_like(err)
             return torch.stack([weight * err, code_weight * code])
         if kind == "plain":
-            from .training import batch_loss
+            from autodecoder.training.loop import batch_loss
             specs, epoch, autocast = args
             with (autocast or contextlib.nullcontext)():
                 sdf_loss, code_loss = batch_loss(self.decoder, self.codes, self.angles, batch, specs, epoch)

@@ -50,8 +50,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .workspace import atomic_path
+from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.workspace import atomic_path
 
 __all__ = [
     "MESH_FORMATS", "MESH_UNITS", "FILO_THRESHOLD",
@@ -211,7 +211,7 @@ def write_png_previews(masks: Iterable[np.ndarray], out_dir: Path, stem: str, sh
     ``masks`` yields bool ``(X, Y, Z)`` frames; each PNG is ``X`` rows by
     ``Y`` columns, white (255) where the cell is.
     """
-    from .plots import contact_sheet, mip, save_image
+    from autodecoder.io.pictures import contact_sheet, mip, save_image
     out_dir = Path(out_dir)
     written, images = [], []
     for t, m in enumerate(masks):
@@ -349,8 +349,8 @@ def export_sequence(sdf_path: Path, out_dir: Path, tif: bool = False, png: bool 
     """
     from tqdm import tqdm
 
-    from .io import SequenceFile
-    from .plots import contact_sheet, mip, save_image
+    from autodecoder.io.sequences import SequenceFile
+    from autodecoder.io.pictures import contact_sheet, mip, save_image
 
     sdf_path, out_dir = Path(sdf_path), Path(out_dir)
     if mesh is not None:

@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import Callable, Sequence
 
-from .errors import UserError
+from autodecoder.experiment.errors import UserError
 
 
 def _one_line_warnings() -> None:
@@ -52,14 +52,14 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = p.parse_args(argv)
-        from .training import train
+        from autodecoder.training.loop import train
         return train(args.experiment, device=args.device, seed=args.seed, resume=args.resume,
                      progress=not args.no_progress)
     return _guard(go)
 
 
 def test_main(argv: Sequence[str] | None = None) -> int:
-    from .generation import TYPES
+    from autodecoder.decoding.run import TYPES
     p = _Parser(prog="test.py", description="Reconstruct learned sequences or generate new ones as SDF grids "
                 "(ReconstructionDims × ReconstructionFramesPerSequence of specs.json); sample new cells from the "
                 "learned distribution, fit the model to an unseen cell, interpolate between learned cells.",
@@ -100,7 +100,7 @@ def test_main(argv: Sequence[str] | None = None) -> int:
     li.add_argument("--steps", type=int, metavar="K", help="sequences along the path, both ends included (default 5)")
     li.add_argument("--path", choices=("linear", "slerp"), help="path between the codes (default slerp); "
                     "rotations follow the SO(3) geodesic")
-    from .exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, parse_voxel_size
+    from autodecoder.io.exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, parse_voxel_size
     g = p.add_argument_group("exports, beside each output file in <out>/<file stem>/")
     g.add_argument("--tif", action="store_true", help="binary TIFF per frame and an ImageJ hyperstack (TZYX)")
     g.add_argument("--png", action="store_true", help="MIP preview per frame and a contact sheet")
@@ -115,10 +115,10 @@ def test_main(argv: Sequence[str] | None = None) -> int:
 
     def go() -> int:
         args = p.parse_args(argv)
-        from .distributed import context_from_environment
+        from autodecoder.training.distributed import context_from_environment
         if context_from_environment().active:  # N copies would write the same files
             raise UserError("test.py runs in one process: start it with python, not torchrun")
-        from .generation import Exports, LatentOptions, check_options, run
+        from autodecoder.decoding.run import Exports, LatentOptions, check_options, run
         exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
         if args.mesh_units == "um" and args.voxel_size is None:
             raise UserError("--mesh-units um: needs --voxel-size")

@@ -6,7 +6,7 @@ import secrets
 
 import torch
 
-from .errors import UserError
+from autodecoder.experiment.errors import UserError
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import phantoms
-from .exports import frame_to_tiff
-from .workspace import atomic_path
+from autodecoder.demo import phantoms
+from autodecoder.io.exports import frame_to_tiff
+from autodecoder.experiment.workspace import atomic_path
 
 __all__ = ["MASK_DIR", "write_label_tiff", "write_cytopacq_masks"]
 

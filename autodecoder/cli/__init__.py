@@ -1,0 +1,1 @@
+"""The command lines, all built one way (:mod:`autodecoder.cli.base`)."""

@@ -1,0 +1,1 @@
+"""The demo: deterministic phantom cells, their CytoPacq-style masks, and the end-to-end run."""

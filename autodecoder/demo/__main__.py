@@ -1,0 +1,7 @@
+"""``python -m autodecoder.demo``."""
+
+import sys
+
+from autodecoder.demo.run import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: shape descriptors, overlap metrics, statistics, figures and reports (evaluate.py)."""

@@ -1,0 +1,1 @@
+"""Input and output: SDF sequence files, finding inputs, masks to SDFs, exports, pictures."""

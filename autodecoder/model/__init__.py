@@ -1,0 +1,1 @@
+"""The network: the decoder and its options, the forward pass, points and rotations, checkpoints."""

@@ -1,0 +1,1 @@
+"""Training: the data and its samples, schedules and formulas, the loss, the loop, several processes."""
