@@ -55,7 +55,6 @@ from autodecoder.decoding.grid import decode_frames  # noqa: E402
 from autodecoder.io.sequences import SequenceFile, list_sequence_files, read_sequence  # noqa: E402
 from autodecoder.evaluation.metrics import dice  # noqa: E402
 from autodecoder.model.decoder import Decoder  # noqa: E402
-from autodecoder.training.loop import resolve_data_source  # noqa: E402
 
 KINDS = ("generate", "generate_filo", "sample")
 
@@ -96,7 +95,7 @@ def compare(args) -> int:
     exp = Path(args.experiment)
     specs, trained, dec = load(exp, args.epoch)
     out = Path(args.out or exp / "latent_benchmark")
-    train_files = list_sequence_files(resolve_data_source(specs_mod.load(exp, specs_mod.TRAIN), exp), specs["UseHDF5"])
+    train_files = list_sequence_files(ws.data_folder(specs_mod.load(exp, specs_mod.TRAIN), exp), specs["UseHDF5"])
     opts = {"generate": None, "generate_filo": None,
             "sample": generation.LatentOptions(temperature=args.temperature, num=args.num, pca=args.pca)}
     results, pictures = {}, {}

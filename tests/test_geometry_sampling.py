@@ -12,7 +12,8 @@ from scipy.spatial.transform import Rotation
 from autodecoder.training import sampling
 from autodecoder.training.data import TrainingSet
 from autodecoder.experiment.errors import UserError
-from autodecoder.model.points import axis_coords, frame_times, grid_points, index_to_points, rotation_matrices
+from autodecoder.experiment.geometry import frame_times
+from autodecoder.model.points import axis_coords, grid_points, index_to_points, rotation_matrices
 from conftest import sphere_sdf_sequence, write_h5
 
 

@@ -39,7 +39,8 @@ from tqdm import tqdm
 from autodecoder.training import sampling
 from autodecoder.training.data import Batch
 from autodecoder.experiment.errors import UserError
-from autodecoder.model.points import frame_times, index_to_points
+from autodecoder.experiment.geometry import frame_times
+from autodecoder.model.points import index_to_points
 from autodecoder.io.sequences import SequenceFile
 from autodecoder.model.decoder import Decoder
 from autodecoder.training.loop import batch_loss, epoch_order

@@ -24,7 +24,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from autodecoder.model.points import frame_times, grid_points, rotation_matrices
+from autodecoder.experiment.geometry import frame_times
+from autodecoder.model.points import grid_points, rotation_matrices
 from autodecoder.model.decoder import Decoder, assemble_inputs
 
 

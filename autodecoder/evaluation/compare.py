@@ -879,9 +879,9 @@ def reconstruction(exp: str | Path, epoch: str | int | None = None, out_dir: str
     from autodecoder.decoding.grid import decode_frames
     from autodecoder.model.decoder import Decoder
     from autodecoder.experiment.runtime import pick_device
-    from autodecoder.training.loop import resolve_data_source
 
-    data_dir = resolve_data_source(specs, exp)
+    from autodecoder.experiment.workspace import data_folder
+    data_dir = data_folder(specs, exp)
     files = list_sequence_files(data_dir, specs["UseHDF5"])
     trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(epoch), specs["CodeLength"])
     if len(trained.codes) != len(files):

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from autodecoder.experiment.errors import UserError
+
 MODEL_DIR = "model_parameters"
 CODES_DIR = "latent_codes"
 LATEST = "latest"
@@ -80,6 +82,19 @@ def log_file(exp: Path, start: float | None = None) -> Path:
     """The original's text log name, ``YYYY-MM-DD_HHh-MMm-SSs_train_log.txt``."""
     stamp = time.strftime("%Y-%m-%d_%Hh-%Mm-%Ss", time.localtime(start))
     return Path(exp) / f"{stamp}_train_log.txt"
+
+
+def data_folder(specs: dict, exp: Path) -> Path:
+    """``DataSource`` as given when absolute or found from the working folder (as the original
+    reads it), else relative to the experiment folder."""
+    src = Path(specs["DataSource"])
+    if src.is_absolute() or src.is_dir():
+        return src
+    alt = Path(exp) / src
+    if alt.is_dir():
+        return alt
+    raise UserError(f"{Path(exp) / 'specs.json'}: key \"DataSource\": folder \"{src}\" not found "
+                    f"(looked in {Path.cwd()} and in {exp})")
 
 
 def output_dir(exp: Path, kind: str) -> Path:

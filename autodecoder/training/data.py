@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from autodecoder.training import sampling
 from autodecoder.experiment.errors import UserError
-from autodecoder.model.points import frame_times, index_to_points
+from autodecoder.experiment.geometry import frame_times
+from autodecoder.model.points import index_to_points
 from autodecoder.io.sequences import SequenceFile, list_sequence_files
 
 LAYOUTS = ("compact", "original")

@@ -201,19 +201,6 @@ class _StopFlag:
             signal.signal(sig, previous)
 
 
-def resolve_data_source(specs: dict, exp: Path) -> Path:
-    """``DataSource`` as given when absolute or found from the working folder (as the original
-    reads it), else relative to the experiment folder."""
-    src = Path(specs["DataSource"])
-    if src.is_absolute() or src.is_dir():
-        return src
-    alt = Path(exp) / src
-    if alt.is_dir():
-        return alt
-    raise UserError(f"{Path(exp) / 'specs.json'}: key \"DataSource\": folder \"{src}\" not found "
-                    f"(looked in {Path.cwd()} and in {exp})")
-
-
 def train(exp: str | Path, device: str | None = None, seed: int | None = None, resume: str | None = None,
           progress: bool = True, log: Callable[[str], None] = print) -> int:
     """Train the experiment in ``exp``; returns the exit code (0 done, 130 interrupted, 1 a rank was lost).
@@ -275,7 +262,7 @@ def _train(exp: Path, specs: dict, ctx: distributed.Context, dev: torch.device, 
                             f"the optimisers restart from zero moments at epoch {epoch_arg + 1}")
     seed = distributed.broadcast_int(ctx, resolve_seed(seed), dev)  # a drawn seed is rank 0's
 
-    source = resolve_data_source(specs, exp)
+    source = ws.data_folder(specs, exp)
     if specs["Threads"] is not None:
         torch.set_num_threads(specs["Threads"])
     # FastPath: samples as grid indices (the plain path holds the original's float32 x, y, z, sdf rows)

@@ -1,0 +1,139 @@
+"""How every command line of the project is built: ``train.py``, ``test.py``, ``evaluate.py``, the
+MATLAB ports, the benchmarks and the demo.
+
+* :func:`parser` makes an ``argparse`` parser whose errors are one line (``error: <prog>: …``) and
+  whose ``--help`` ends with examples.
+* :func:`run` parses the arguments and calls the command: a :class:`UserError` becomes one line
+  ``error: …`` on stderr and exit status 2, Ctrl-C (or SIGTERM turned into it) exit status 130,
+  and warnings are printed as one line ``warning: …``.
+* The ``add_*`` helpers add the options that several commands share, with one wording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from typing import Callable, Sequence
+
+from autodecoder.experiment.errors import UserError
+
+#: Exit status of a command stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT).
+INTERRUPTED = 130
+#: Exit status of a refused input.
+REFUSED = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and the epilog's line breaks kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def parser(prog: str, description: str, examples: Sequence[str] = (), parser_class: type = Parser) -> Parser:
+    """A parser for ``prog``; ``examples`` (command lines) are listed at the end of ``--help``."""
+    epilog = ("examples:\n" + "\n".join(f"  {e}" for e in examples)) if examples else None
+    return parser_class(prog=prog, description=description, epilog=epilog)
+
+
+def subcommands(p: Parser, metavar: str = "MODE") -> argparse._SubParsersAction:
+    """Sub-commands (``evaluate.py compare …``) built with the same parser class."""
+    return p.add_subparsers(dest="mode", metavar=metavar, required=True, parser_class=Parser)
+
+
+def _one_line_warnings() -> None:
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+    warnings.showwarning = show
+
+
+def guard(fn: Callable[[], int]) -> int:
+    """Run ``fn``: one-line errors and warnings, exit status 2 on bad input and 130 on Ctrl-C."""
+    _one_line_warnings()
+    try:
+        return fn()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return REFUSED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def run(p: Parser, command: Callable[[argparse.Namespace], int | None], argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``p`` and call ``command(args)`` under :func:`guard`; returns the exit status."""
+    def go() -> int:
+        code = command(p.parse_args(argv))
+        return 0 if code is None else int(code)
+    return guard(go)
+
+
+# --------------------------------------------------------------------------
+# options shared by several commands
+
+def add_experiment(p: argparse.ArgumentParser, required: bool = True, default: str | None = None) -> None:
+    p.add_argument("-x", "--experiment", required=required, default=default,
+                   help="experiment folder holding specs.json")
+
+
+def add_epoch(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("-e", "--epoch", default=default,
+                   help="epoch N, or latest (default: the no-epoch files model.pth, lat_vecs.mat, rot_angs.mat)"
+                   if default is None else f"epoch N, or latest (default {default})")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present, else cpu)")
+
+
+def add_seed(p: argparse.ArgumentParser, default: int | None = None) -> None:
+    p.add_argument("--seed", type=int, default=default,
+                   help="seed of every random draw" + (" (default: drawn and recorded)" if default is None
+                                                       else f" (default {default})"))
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# --------------------------------------------------------------------------
+# argument types
+
+def optional_int(text: str) -> int | None:
+    """An integer, or ``none``."""
+    if text.strip().lower() in ("none", "off", "no"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
+def optional_float(text: str) -> float | None:
+    """A number, or ``none``."""
+    if text.strip().lower() in ("none", "off", "no"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
+def voxel_size(text: str) -> tuple[float, float, float]:
+    """``0.2`` (isotropic) or ``0.2,0.2,0.5``: µm along X, Y, Z."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one or three numbers (µm), got {text!r}") from None
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3 or not all(math.isfinite(v) and v > 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected one or three positive numbers (µm), got {text!r}")
+    return (vals[0], vals[1], vals[2])
