@@ -5,7 +5,7 @@ TYPE: reconstruct, generate, generate_filo (the original's), sample, fit, interp
 """
 import sys
 
-from autodecoder.cli.commands import test_main
+from autodecoder.cli.test import main
 
 if __name__ == "__main__":
-    sys.exit(test_main())
+    sys.exit(main())

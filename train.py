@@ -2,7 +2,7 @@
 """Train an experiment: ``python train.py -x experiments/<name> [--continue latest|N] [--device cpu|cuda] [--seed S]``."""
 import sys
 
-from autodecoder.cli.commands import train_main
+from autodecoder.cli.train import main
 
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(main())

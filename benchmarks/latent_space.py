@@ -34,7 +34,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import time
@@ -42,19 +41,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from autodecoder.model import checkpoints
+from autodecoder.cli import base
+from autodecoder.decoding.trained import TrainedModel, load_model
+from autodecoder.decoding.types import plan
+from autodecoder.decoding.options import LatentOptions
 from autodecoder.evaluation import compare as evaluation
 from autodecoder.decoding import run as generation
 from autodecoder.experiment import specs as specs_mod
 from autodecoder.experiment import workspace as ws
-from autodecoder.evaluation.descriptors import FRAME_DESCRIPTORS, LABELS  # noqa: E402
-from autodecoder.decoding.grid import decode_frames  # noqa: E402
-from autodecoder.io.sequences import SequenceFile, list_sequence_files, read_sequence  # noqa: E402
-from autodecoder.evaluation.metrics import dice  # noqa: E402
-from autodecoder.model.decoder import Decoder  # noqa: E402
+from autodecoder.evaluation.descriptors import FRAME_DESCRIPTORS, LABELS
+from autodecoder.io.discovery import list_sequence_files
+from autodecoder.io.sequences import read_provenance, read_sequence
+from autodecoder.evaluation.metrics import dice
 
 KINDS = ("generate", "generate_filo", "sample")
 
@@ -63,18 +61,9 @@ def quiet(_: str) -> None:
     pass
 
 
-def load(exp: Path, epoch):
-    specs = specs_mod.load(exp, specs_mod.TEST)
-    trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(epoch), specs["CodeLength"])
-    dec = Decoder.from_specs(specs)
-    checkpoints.load_into(dec, trained.state, trained.source)
-    return specs, trained, dec
-
-
-def decode(dec, specs, code, angles, dims=None, frames=None) -> np.ndarray:
-    dims = tuple(dims or specs["ReconstructionDims"])
-    frames = frames or specs["ReconstructionFramesPerSequence"]
-    return np.stack(list(decode_frames(dec, code, angles, dims, frames, specs["ReconstructionSubsetSize"])))
+def decode(model: TrainedModel, code, angles, dims=None, frames=None) -> np.ndarray:
+    """A whole sequence (T, X, Y, Z) decoded with the experiment's options."""
+    return np.stack(list(model.frames(code, angles, dims, frames)))
 
 
 def mean_pairwise_dice(masks: list[np.ndarray]) -> float:
@@ -93,11 +82,12 @@ def sheet_rows(masks: list[np.ndarray], frames: list[int]) -> np.ndarray:
 
 def compare(args) -> int:
     exp = Path(args.experiment)
-    specs, trained, dec = load(exp, args.epoch)
+    trained = load_model(exp, args.epoch)
+    specs = trained.specs
     out = Path(args.out or exp / "latent_benchmark")
     train_files = list_sequence_files(ws.data_folder(specs_mod.load(exp, specs_mod.TRAIN), exp), specs["UseHDF5"])
     opts = {"generate": None, "generate_filo": None,
-            "sample": generation.LatentOptions(temperature=args.temperature, num=args.num, pca=args.pca)}
+            "sample": LatentOptions(temperature=args.temperature, num=args.num, pca=args.pca)}
     results, pictures = {}, {}
     t0 = time.time()
     truth = [read_sequence(f) <= 0 for f in train_files]
@@ -106,9 +96,9 @@ def compare(args) -> int:
         files = generation.run(exp, kind, epoch=args.epoch, seed=args.seed, out_dir=out / kind,
                                progress=not args.no_progress, log=quiet, options=opts[kind])
         # the codes decoded in those files: the same plan, from the same seed
-        codes = [j.code for j in generation.plan(kind, trained.codes, trained.angles, specs["NumSequences"],
+        codes = [j.code for j in plan(kind, trained.codes, trained.angles, specs["NumSequences"],
                                                  args.seed, opts[kind])]
-        unrotated = [decode(dec, specs, c, np.zeros(3, np.float32)) <= 0 for c in codes]
+        unrotated = [decode(trained, c, np.zeros(3, np.float32)) <= 0 for c in codes]
         div = mean_pairwise_dice(unrotated)
         cmp = evaluation.compare(train_files, files, out / f"ks_{kind}", names=("training", kind),
                                  progress=False, log=quiet, workers=args.workers)
@@ -167,7 +157,7 @@ def write_picture(pictures, names, path: Path, specs) -> None:
     print(f"picture: {path}")
 
 
-def best_learned(dec, specs, codes, angles, target: np.ndarray, top: int) -> tuple[float, int, int]:
+def best_learned(model: TrainedModel, codes, angles, target: np.ndarray, top: int) -> tuple[float, int, int]:
     """(Dice, code row, rotation row) of the best learned code with the best learned rotation."""
     n_frames = target.shape[0]
     dims = target.shape[1:]
@@ -175,13 +165,12 @@ def best_learned(dec, specs, codes, angles, target: np.ndarray, top: int) -> tup
     probe = sorted({0, n_frames // 2, n_frames - 1})
     scored = []
     for i, j in itertools.product(range(len(codes)), range(len(angles))):
-        recs = decode_frames(dec, codes[i], angles[j], dims, n_frames, specs["ReconstructionSubsetSize"],
-                             frames=probe)
+        recs = model.frames(codes[i], angles[j], dims, n_frames, frames=probe)
         scored.append((float(np.mean([dice(r <= 0, mask[t]) for r, t in zip(recs, probe)])), i, j))
     scored.sort(reverse=True)
     best = (-1.0, -1, -1)
     for _, i, j in scored[:top]:
-        rec = decode(dec, specs, codes[i], angles[j], dims, n_frames)
+        rec = decode(model, codes[i], angles[j], dims, n_frames)
         d = float(np.mean([dice(rec[t] <= 0, mask[t]) for t in range(n_frames)]))
         best = max(best, (d, i, j))
     return best
@@ -189,31 +178,30 @@ def best_learned(dec, specs, codes, angles, target: np.ndarray, top: int) -> tup
 
 def fit(args) -> int:
     exp = Path(args.experiment)
-    specs, trained, dec = load(exp, args.epoch)
+    trained = load_model(exp, args.epoch)
     out = Path(args.out or exp / "latent_benchmark" / "fit")
     rows = []
     for target in args.target:
         t0 = time.time()
         truth = read_sequence(target)
-        base, i, j = best_learned(dec, specs, trained.codes, trained.angles, truth, args.top)
-        print(f"{Path(target).name}: best learned code {i} with learned rotation {j}: Dice {base:.4f} "
+        best, i, j = best_learned(trained, trained.codes, trained.angles, truth, args.top)
+        print(f"{Path(target).name}: best learned code {i} with learned rotation {j}: Dice {best:.4f} "
               f"({time.time() - t0:.0f} s)", flush=True)
         files = generation.run(exp, "fit", epoch=args.epoch, seed=args.seed, out_dir=out,
                                progress=not args.no_progress, log=quiet,
-                               options=generation.LatentOptions(target=str(target), iterations=args.iterations,
-                                                                lr=args.lr, clamp=args.clamp))
-        from autodecoder.io.sequences import read_provenance
+                               options=LatentOptions(target=str(target), iterations=args.iterations, lr=args.lr,
+                                                     clamp=args.clamp))
         prov = read_provenance(files[0])
         print(f"{Path(target).name}: fit from the mean code: Dice {float(prov['dice_mean']):.4f} "
               f"(SDF loss {float(prov['fit_loss_start']):.4f} → {float(prov['fit_loss_final']):.4f}; "
               f"{time.time() - t0:.0f} s)", flush=True)
-        rows.append((Path(target).name, base, i, j, float(prov["dice_mean"])))
+        rows.append((Path(target).name, best, i, j, float(prov["dice_mean"])))
     print()
     print("| unseen sequence | best learned code × best learned rotation: Dice (code, rotation) "
           "| fit from the mean code: Dice |")
     print("|---|---:|---:|")
-    for name, base, i, j, d in rows:
-        print(f"| {name} | {base:.3f} ({i}, {j}) | {d:.3f} |")
+    for name, best, i, j, d in rows:
+        print(f"| {name} | {best:.3f} ({i}, {j}) | {d:.3f} |")
     return 0
 
 
@@ -225,7 +213,7 @@ def targets(args) -> int:
     from autodecoder.demo import phantoms
     from autodecoder.demo.run import DEMO_CLAMP, DEMO_FRAMES, DEMO_GRID
     from autodecoder.demo.masks import MASK_DIR, write_label_tiff
-    from matlab_ports.voxvol_to_sdf import convert_demo_masks
+    from autodecoder.io.prepare import convert_demo_masks
 
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,8 +228,11 @@ def targets(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = base.parser("benchmarks/latent_space.py", __doc__.splitlines()[0], [
+        "python benchmarks/latent_space.py targets --out /tmp/unseen",
+        "python benchmarks/latent_space.py compare -x experiments/demo -e latest --docs docs",
+        "python benchmarks/latent_space.py fit -x experiments/demo -e latest --target /tmp/unseen/*.h5"])
+    sub = base.subcommands(p, "COMMAND")
     for name in ("compare", "fit"):
         s = sub.add_parser(name)
         s.add_argument("-x", "--experiment", required=True)
@@ -266,8 +257,7 @@ def main(argv=None) -> int:
     t.add_argument("--seeds", type=int, nargs="+", default=[6, 7, 8], help="phantom seeds (default 6 7 8; "
                    "the demo uses 0-5); the kind follows the demo's order: divide, filo, deform")
     t.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    return {"compare": compare, "fit": fit, "targets": targets}[args.command](args)
+    return base.run(p, lambda args: {"compare": compare, "fit": fit, "targets": targets}[args.mode](args), argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ cells, SDF clamped at 16 voxels, i.e. the paper's 32 at 256³).
 
 Rows:
 
-* training points/s: SDF points per second through ``training.train_step``
+* training points/s: SDF points per second through ``autodecoder.training.loss.train_step``
   (forward, backward, Adam step, batch assembly included), after one warm-up
   batch, ``FramesPerBatch`` 8 frames of ``TrainSampleFraction`` of the voxels.
   The plain path is the faithful implementation (rows ``[code, x, y, z, t]``,
@@ -48,9 +48,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy import ndimage
+
+from autodecoder.cli import base
+from autodecoder.decoding.adaptive import decode_adaptive
+from autodecoder.decoding.grid import decode_frames
+from autodecoder.decoding.trained import load_model
+from autodecoder.decoding.types import plan
+from autodecoder.demo.phantoms import phantom_sequence
+from autodecoder.demo.run import make_demo_data
+from autodecoder.experiment.specs import default
+from autodecoder.io.mask_sdf import sdf_sequence
+from autodecoder.io.sequences import SequenceFile, write_sequence
+from autodecoder.model.decoder import Decoder
+from autodecoder.training.data import TrainingSet
+from autodecoder.training.loss import train_step
+from autodecoder.training.schedules import code_regularization_weight, epoch_order
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 RELEASED = {"dims": [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], "latent_in": [4, 7], "xyz_in_all": True}
 CODE_LENGTH = 192
@@ -73,13 +89,9 @@ def peak_mib() -> float:
 # workers (each in its own process)
 
 def worker_train(args: argparse.Namespace) -> dict:
-    import torch
-    from autodecoder.training import loop as training
-    from autodecoder.training.data import TrainingSet
-    from autodecoder.model.decoder import Decoder
     fast = args.path == "fast"
     base = rss_mib()
-    data = TrainingSet(args.data, True, len(list(Path(args.data).glob("*.h5"))), args.fraction, False, 0,
+    data = TrainingSet.from_folder(args.data, True, len(list(Path(args.data).glob("*.h5"))), args.fraction, False, 0,
                        progress=False, layout="compact" if fast else "original")
     torch.manual_seed(0)
     dec = Decoder(CODE_LENGTH, **RELEASED)
@@ -88,9 +100,10 @@ def worker_train(args: argparse.Namespace) -> dict:
     angles = torch.nn.Parameter(torch.randn(n_seq, 3) * 0.15)
     opt = torch.optim.Adam([{"params": dec.parameters(), "lr": 1e-4}, {"params": [codes], "lr": 1e-3},
                             {"params": [angles], "lr": 1e-3}])
-    specs = {"ClampSDFminmax": False, "ClampingDistance": 0.1, "CodeRegularization": True,
-             "CodeRegularizationLambda": 1e-4, "OptimizeRot": True}
-    order = training.epoch_order(len(data), 0, 1)
+    specs = {"ClampSDFminmax": False, "ClampingDistance": 0.1, "TrainChunkSize": default("TrainChunkSize")}
+    code_weight = code_regularization_weight({"CodeRegularization": True, "CodeRegularizationLambda": 1e-4,
+                                              "OptimizeRot": True}, 5)
+    order = epoch_order(len(data), 0, 1)
     times, losses = [], []
     for b in range(args.batches + 1):
         items = order[(b * args.fpb) % len(data):][:args.fpb]
@@ -98,7 +111,7 @@ def worker_train(args: argparse.Namespace) -> dict:
         batch = data.batch(items, 1)
         dec.zero_grad(set_to_none=True)
         codes.grad = angles.grad = None
-        sdf, _ = training.train_step(dec, codes, angles, batch, specs, epoch=5, fast=fast)
+        sdf, _ = train_step(dec, codes, angles, batch, specs, code_weight, fast=fast)
         opt.step()
         if b:  # the first batch warms up
             times.append((time.perf_counter() - t0, batch.sdf.numel()))
@@ -109,15 +122,8 @@ def worker_train(args: argparse.Namespace) -> dict:
 
 
 def worker_decode(args: argparse.Namespace) -> dict:
-    import torch
-    from autodecoder.model import checkpoints
-    from autodecoder.experiment import specs as specs_mod
-    from autodecoder.decoding.grid import decode_frames
-    from autodecoder.model.decoder import Decoder
-    sp = specs_mod.load(REFERENCE, specs_mod.TEST)
-    tr = checkpoints.load_trained(REFERENCE, 10, sp["CodeLength"])
-    dec = Decoder.from_specs(sp)
-    checkpoints.load_into(dec, tr.state, tr.source)
+    tr = load_model(REFERENCE, 10, "cpu")
+    dec = tr.decoder
     dims = tuple(args.dims)
     out, best = None, 0.0
     for _ in range(args.repeat):
@@ -130,18 +136,9 @@ def worker_decode(args: argparse.Namespace) -> dict:
 
 
 def worker_adaptive(args: argparse.Namespace) -> dict:
-    from scipy import ndimage
-    from autodecoder.model import checkpoints
-    from autodecoder.decoding import run as generation
-    from autodecoder.experiment import specs as specs_mod
-    from autodecoder.decoding.grid import decode_frames
-    from autodecoder.model.decoder import Decoder
-    exp = Path(args.experiment)
-    sp = specs_mod.load(exp, specs_mod.TEST)
-    tr = checkpoints.load_trained(exp, checkpoints.parse_epoch(args.epoch), sp["CodeLength"])
-    dec = Decoder.from_specs(sp)
-    checkpoints.load_into(dec, tr.state, tr.source)
-    job = generation.plan("reconstruct", tr.codes, tr.angles, sp["NumSequences"], 0)[args.seq]
+    tr = load_model(args.experiment, args.epoch, "cpu")
+    dec = tr.decoder
+    job = plan("reconstruct", tr.codes, tr.angles, tr.specs["NumSequences"], 0)[args.seq]
     dims, n = (args.grid,) * 3, args.n_frames
     which = [round(i * (n - 1) / max(args.pick - 1, 1)) for i in range(args.pick)]
     t0 = time.perf_counter()
@@ -168,9 +165,6 @@ def worker_adaptive(args: argparse.Namespace) -> dict:
 
 def make_synthetic(folder: Path, grid: int, n_seq: int, frames: int, log=print) -> Path:
     """Phantom cells at ``grid``³ (SDF clamp 16 voxels at 128³, the paper's share), cached in ``folder``."""
-    from autodecoder.io.sequences import write_sequence
-    from autodecoder.demo.phantoms import phantom_sequence
-    from autodecoder.io.mask_sdf import sdf_sequence
     folder.mkdir(parents=True, exist_ok=True)
     kinds = ["divide", "filo", "deform"]
     for i in range(n_seq):
@@ -184,8 +178,6 @@ def make_synthetic(folder: Path, grid: int, n_seq: int, frames: int, log=print) 
 
 def adaptive_on_stored_sdf(folder: Path, pick: int) -> dict:
     """Adaptive extraction with the stored SDF of the set as the 'network' (exact field)."""
-    from autodecoder.decoding.adaptive import decode_adaptive
-    from autodecoder.io.sequences import SequenceFile
     files = sorted(folder.glob("*.h5"))
     disagree = vox = evals = 0
     for path in files:
@@ -209,48 +201,56 @@ def run_worker(kind: str, *extra: str, timeout: float = 3600) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> base.Parser:
+    p = base.parser("benchmarks/run.py", __doc__.split("\n\n")[0], ["python benchmarks/run.py",
+                                                                    "python benchmarks/run.py --quick"])
     p.add_argument("--quick", action="store_true", help="fewer batches and frames (about 3 minutes)")
     p.add_argument("--workdir", default="/tmp/autodecoder_bench", help="where the synthetic set is cached")
     p.add_argument("--demo-experiment", default=str(ROOT / "experiments" / "demo"))
     p.add_argument("--epoch", default="latest", help="checkpoint of the demo experiment")
     p.add_argument("--repeat", type=int, default=None, help="timing repeats (best is kept)")
     # worker mode (internal)
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--path", help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--fraction", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--fpb", type=int, default=8, help=argparse.SUPPRESS)
-    p.add_argument("--batches", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--dims", type=int, nargs=3, help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
-    p.add_argument("--experiment", help=argparse.SUPPRESS)
-    p.add_argument("--seq", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--grid", type=int, default=128, help=argparse.SUPPRESS)
-    p.add_argument("--n-frames", type=int, default=12, help=argparse.SUPPRESS)
-    p.add_argument("--pick", type=int, default=3, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    for name, kw in (("--worker", {}), ("--path", {}), ("--data", {}), ("--fraction", {"type": float}),
+                     ("--fpb", {"type": int, "default": 8}), ("--batches", {"type": int}),
+                     ("--dims", {"type": int, "nargs": 3}), ("--out", {}), ("--experiment", {}),
+                     ("--seq", {"type": int, "default": 1}), ("--grid", {"type": int, "default": 128}),
+                     ("--n-frames", {"type": int, "default": 12}), ("--pick", {"type": int, "default": 3})):
+        p.add_argument(name, help=argparse.SUPPRESS, **kw)
+    return p
+
+
+def command(args: argparse.Namespace) -> int:
     if args.repeat is None:
         args.repeat = 1 if args.quick else 2
     if args.worker:
         fn = {"train": worker_train, "decode": worker_decode, "adaptive": worker_adaptive}[args.worker]
         print(json.dumps(fn(args)))
         return 0
-
     t_start = time.time()
-    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    sets, res = measure_paths(args)
+    adaptive_demo, adaptive_synth = measure_adaptive(args, sets[1][1])
+    threads = res[(sets[0][0], "plain", "train")]["threads"]
+    print(f"released architecture (216,137 parameters), {os.cpu_count()} CPU cores, torch threads {threads}, "
+          f"FramesPerBatch 8, TrainSampleFraction {sets[0][2]} / {sets[1][2]}; best of {args.repeat}; "
+          f"{time.time() - t_start:.0f} s")
+    print("\n".join(table(sets, res, adaptive_demo, adaptive_synth)))
+    return 0
+
+
+def log(s: str) -> None:
+    print(s, file=sys.stderr, flush=True)
+
+
+def measure_paths(args: argparse.Namespace) -> tuple[list, dict]:
+    """Training and dense decoding, plain against fast, on the demo set and the synthetic 128³ set."""
     demo = ROOT / "data" / "demo"
     if not any(demo.glob("*.h5")):
         log("making the demo data")
-        from autodecoder.demo.run import make_demo_data
         make_demo_data(progress=False, log=log)
-    synth_grid = 128
     n_seq, n_frames = (3, 6) if args.quick else (4, 8)
-    synth = make_synthetic(Path(args.workdir) / f"synth{synth_grid}_{n_seq}x{n_frames}", synth_grid, n_seq,
-                           n_frames, log)
+    synth = make_synthetic(Path(args.workdir) / f"synth128_{n_seq}x{n_frames}", 128, n_seq, n_frames, log)
     sets = [("demo 64³", demo, 0.05, (64, 64, 64)),
-            (f"synthetic {synth_grid}³", synth, 0.01 if args.quick else 0.02, (128, 128, 16 if args.quick else 32))]
+            ("synthetic 128³", synth, 0.01 if args.quick else 0.02, (128, 128, 16 if args.quick else 32))]
     batches = 2 if args.quick else 3
     res: dict = {}
     for name, folder, fraction, dims in sets:
@@ -264,16 +264,19 @@ def main(argv: list[str] | None = None) -> int:
             best = max(runs[path], key=lambda r: r["points_per_s"])
             best["peak_mib"] = min(r["peak_mib"] for r in runs[path])
             res[(name, path, "train")] = best
-        for path in ("plain", "fast"):
             log(f"{name}: decoding {dims}, {path} path")
             res[(name, path, "decode")] = run_worker("decode", "--path", path, "--dims", *map(str, dims),
                                                      "--out", str(Path(args.workdir) / f"dec_{path}.npy"),
                                                      "--repeat", str(args.repeat))
-        a = np.load(Path(args.workdir) / "dec_plain.npy")
-        b = np.load(Path(args.workdir) / "dec_fast.npy")
+        a, b = np.load(Path(args.workdir) / "dec_plain.npy"), np.load(Path(args.workdir) / "dec_fast.npy")
         res[(name, "decode_diff")] = float(np.abs(a - b).max())
         lp, lf = res[(name, "plain", "train")]["losses"], res[(name, "fast", "train")]["losses"]
         res[(name, "loss_diff")] = float(np.max(np.abs(np.array(lp) - np.array(lf))))
+    return sets, res
+
+
+def measure_adaptive(args: argparse.Namespace, synth: Path) -> tuple[dict | None, dict]:
+    """Adaptive extraction on the demo model (when trained) and on the synthetic set's stored SDF."""
     demo_exp = Path(args.demo_experiment)
     adaptive_demo = None
     if (demo_exp / "model_parameters").is_dir():
@@ -284,32 +287,33 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as e:
             log(f"adaptive extraction skipped: {e}")
     log("synthetic set: adaptive extraction on the stored SDF")
-    adaptive_synth = adaptive_on_stored_sdf(synth, 1 if args.quick else 2)
+    return adaptive_demo, adaptive_on_stored_sdf(synth, 1 if args.quick else 2)
 
-    # the table
+
+def table(sets: list, res: dict, adaptive_demo: dict | None, adaptive_synth: dict) -> list[str]:
+    """The printed table: one column pair (plain, fast) per data set."""
     cols = [name for name, *_ in sets]
-    lines = []
-    head = f"{'':34}" + "".join(f"{c:>36}" for c in cols)
-    sub = f"{'':34}" + "".join(f"{'plain':>12}{'fast':>12}{'fast/plain':>12}" for _ in cols)
-    lines += [head, sub]
+    lines = [f"{'':34}" + "".join(f"{c:>36}" for c in cols),
+             f"{'':34}" + "".join(f"{'plain':>12}{'fast':>12}{'fast/plain':>12}" for _ in cols)]
 
-    def row(label: str, key: str, field: str, fmt: str, ratio: bool = True) -> None:
+    def row(label: str, key: str, field: str, fmt: str) -> None:
         cells = ""
         for c in cols:
             a, b = res[(c, "plain", key)][field], res[(c, "fast", key)][field]
-            cells += f"{format(a, fmt):>12}{format(b, fmt):>12}" + (f"{b / a:>11.2f}×" if ratio else f"{'':>12}")
+            cells += f"{format(a, fmt):>12}{format(b, fmt):>12}{b / a:>11.2f}×"
         lines.append(f"{label:34}{cells}")
+
+    def one(label: str, key: str, fmt: str) -> None:
+        lines.append(f"{label:34}" + "".join(f"{format(res[(c, key)], fmt):>24}{'':>12}" for c in cols))
 
     row("training, SDF points/s", "train", "points_per_s", ",.0f")
     lines.append(f"{'  points per batch':34}" + "".join(
         f"{res[(c, 'plain', 'train')]['points_per_batch']:>24,}{'':>12}" for c in cols))
-    lines.append(f"{'  max |Δ loss| plain vs fast':34}" + "".join(f"{res[(c, 'loss_diff')]:>24.1e}{'':>12}"
-                                                                  for c in cols))
+    one("  max |Δ loss| plain vs fast", "loss_diff", ".1e")
     row("training, peak RSS (MiB)", "train", "peak_mib", ",.0f")
     row("  samples held (MiB)", "train", "samples_mib", ",.1f")
     row("dense decoding, points/s", "decode", "points_per_s", ",.0f")
-    lines.append(f"{'  max |Δ sdf| plain vs fast':34}" + "".join(f"{res[(c, 'decode_diff')]:>24.1e}{'':>12}"
-                                                                 for c in cols))
+    one("  max |Δ sdf| plain vs fast", "decode_diff", ".1e")
     if adaptive_demo:
         a = adaptive_demo
         lines.append(f"{'adaptive 128³, s/frame':34}{a['t_dense']:>12.1f}{a['t_adaptive']:>12.1f}"
@@ -321,12 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"{'adaptive 128³':34}{'(demo experiment not trained: python -m autodecoder.demo)':>36}")
     lines.append(f"{'adaptive 128³ on the stored SDF':34}{'':>36}{'':>12}{100 * adaptive_synth['agreement']:>11.4f}%"
                  f"{adaptive_synth['eval_ratio']:>10.1f}× fewer evaluations")
-    threads = res[(cols[0], "plain", "train")]["threads"]
-    print(f"released architecture (216,137 parameters), {os.cpu_count()} CPU cores, torch threads {threads}, "
-          f"FramesPerBatch 8, TrainSampleFraction {sets[0][2]} / {sets[1][2]}; best of {args.repeat}; "
-          f"{time.time() - t_start:.0f} s")
-    print("\n".join(lines))
-    return 0
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    return base.run(build_parser(), command, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ between neighbouring voxels (what the slope bound ``L`` must exceed).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,16 +25,13 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from autodecoder.cli import base
 from autodecoder.decoding import adaptive
-from autodecoder.model import checkpoints
-from autodecoder.decoding import run as generation
-from autodecoder.experiment import specs as specs_mod
-from autodecoder.decoding.grid import decode_frames  # noqa: E402
-from autodecoder.model.decoder import Decoder  # noqa: E402
+from autodecoder.decoding.trained import TrainedModel, load_model
+from autodecoder.decoding.types import Job, plan
+from autodecoder.experiment.specs import default
 
+ROOT = Path(__file__).resolve().parent.parent
 FULL = np.ones((3, 3, 3), dtype=bool)
 
 
@@ -67,82 +63,97 @@ def lost_components(dense: np.ndarray, adapt: np.ndarray) -> tuple[int, int, int
     return n, m, int(np.sum(~np.asarray(hit, dtype=bool)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-x", "--experiment", default=str(ROOT / "experiments" / "demo"))
-    p.add_argument("-e", "--epoch", default="latest")
+def build_parser() -> base.Parser:
+    p = base.parser("benchmarks/validate_adaptive.py", __doc__.split("\n\n")[0], [
+        "python benchmarks/validate_adaptive.py -x experiments/demo -e latest --grid 128 --frames 12",
+        "python benchmarks/validate_adaptive.py -x experiments/demo --grid 256 --frames 30 --pick 3"])
+    base.add_experiment(p, required=False, default=str(ROOT / "experiments" / "demo"))
+    base.add_epoch(p, default="latest")
     p.add_argument("--grid", type=int, action="append", help="grid size (repeat for several)")
     p.add_argument("--frames", type=int, action="append", help="frames per sequence, one per --grid")
     p.add_argument("--pick", type=int, action="append", help="frames decoded per sequence, one per --grid "
                    "(0 = all)")
     p.add_argument("--kinds", default="reconstruct,generate")
-    p.add_argument("--safety", type=float, action="append",
-                   help=f"safety factor of the slope bound (repeat to compare several; default {adaptive.SAFETY})")
+    p.add_argument("--safety", type=float, action="append", help="safety factor of the slope bound (repeat to "
+                   f"compare several; default {default('AdaptiveSafety')})")
     p.add_argument("--json", help="write the per-frame results here")
-    args = p.parse_args(argv)
+    return p
+
+
+def validate_frame(model: TrainedModel, job: Job, dims: tuple, n_frames: int, f: int, dense: np.ndarray,
+                   lip: float, safety: float) -> dict:
+    """Adaptive extraction of frame ``f`` of ``job`` against its dense decoding ``dense``."""
+    st: dict = {"exact": None}
+    t0 = time.perf_counter()
+    a = next(model.frames(job.code, job.angles, dims, n_frames, adaptive=True, frames=[f], stats=st,
+                          lipschitz=lip))
+    t_ad = time.perf_counter() - t0
+    md, ma = dense <= 0, a <= 0
+    n_d, n_a, lost = lost_components(md, ma)
+    ex = st["exact"]
+    slope, slope_near = max_slope(dense)
+    return dict(grid=dims[0], safety=safety, seq=job.index, frame=f, voxels=int(dense.size),
+                disagree=int(np.sum(md != ma)), comps_dense=n_d, comps_adaptive=n_a, lost=lost,
+                band_maxdiff=float(np.abs(a[ex] - dense[ex]).max()), evaluations=int(st["evaluations"]),
+                t_adaptive=t_ad, slope=slope, slope_near=slope_near)
+
+
+def frame_line(r: dict, lip: float) -> str:
+    return (f"{r['grid']}³ L={lip:.1f} {r['kind']} {r['seq']} t{r['frame']:02d}: agree "
+            f"{100 * (1 - r['disagree'] / r['voxels']):.5f} %, components {r['comps_dense']}/{r['comps_adaptive']} "
+            f"lost {r['lost']}, band max|Δ| {r['band_maxdiff']:.1e}, evaluations {r['evaluations']} (dense/adaptive "
+            f"{r['voxels'] / r['evaluations']:.1f}×), time {r['t_dense']:.1f} s / {r['t_adaptive']:.1f} s, "
+            f"slope {r['slope']:.1f} (near 0: {r['slope_near']:.1f})")
+
+
+def summary_line(rs: list[dict], grid: int, safety: float) -> str:
+    vox = sum(r["voxels"] for r in rs)
+    return (f"{grid}³, L = {adaptive.lipschitz_bound(safety):.1f} (safety {safety:g}): {len(rs)} frames, mask "
+            f"agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % (worst frame "
+            f"{100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), components lost "
+            f"{sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, band max|Δ| "
+            f"{max(r['band_maxdiff'] for r in rs):.1e}, evaluations dense/adaptive "
+            f"{vox / sum(r['evaluations'] for r in rs):.1f}× (worst frame "
+            f"{min(r['voxels'] / r['evaluations'] for r in rs):.1f}×), time per frame dense "
+            f"{np.mean([r['t_dense'] for r in rs]):.1f} s, adaptive {np.mean([r['t_adaptive'] for r in rs]):.1f} s, "
+            f"steepest slope {max(r['slope'] for r in rs):.1f} (near 0: {max(r['slope_near'] for r in rs):.1f})")
+
+
+def command(args) -> int:
     grids = args.grid or [128]
     frames = args.frames or [12] * len(grids)
     picks = args.pick or [0] * len(grids)
-    exp = Path(args.experiment)
-    specs = specs_mod.load(exp, specs_mod.TEST)
-    trained = checkpoints.load_trained(exp, checkpoints.parse_epoch(args.epoch), specs["CodeLength"])
-    dec = Decoder.from_specs(specs)
-    checkpoints.load_into(dec, trained.state, trained.source)
-    safeties = args.safety or [adaptive.SAFETY]
+    model = load_model(args.experiment, args.epoch)
+    safeties = args.safety or [default("AdaptiveSafety")]
     rows = []
-    print(f"{exp} ({trained.source.name}), L = " + ", ".join(f"{adaptive.lipschitz_bound(s):.1f} (safety {s:g})"
-                                                            for s in safeties), flush=True)
+    print(f"{args.experiment} ({model.source.name}), L = " + ", ".join(
+        f"{adaptive.lipschitz_bound(s):.1f} (safety {s:g})" for s in safeties), flush=True)
     for grid, n_frames, pick in zip(grids, frames, picks):
         dims = (grid,) * 3
         which = list(range(n_frames)) if not pick else sorted({round(i * (n_frames - 1) / max(pick - 1, 1))
                                                                for i in range(pick)})
         for kind in args.kinds.split(","):
-            for job in generation.plan(kind, trained.codes, trained.angles, specs["NumSequences"], 0):
+            for job in plan(kind, model.codes, model.angles, model.specs["NumSequences"], 0):
                 t0 = time.perf_counter()
-                dense = list(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, frames=which))
-                t_dense = time.perf_counter() - t0
+                dense = list(model.frames(job.code, job.angles, dims, n_frames, frames=which))
+                t_dense = (time.perf_counter() - t0) / len(which)
                 for f, d in zip(which, dense):
-                    md = d <= 0
-                    slope, slope_near = max_slope(d)
                     for safety in safeties:
                         lip = adaptive.lipschitz_bound(safety)
-                        st: dict = {"exact": None}
-                        t0 = time.perf_counter()
-                        a = next(decode_frames(dec, job.code, job.angles, dims, n_frames, 65536, adaptive=True,
-                                               lipschitz=lip, stats=st, frames=[f]))
-                        t_ad = time.perf_counter() - t0
-                        ma = a <= 0
-                        n_d, n_a, lost = lost_components(md, ma)
-                        ex = st["exact"]
-                        rows.append(dict(grid=grid, safety=safety, kind=kind, seq=job.index, frame=f,
-                                         voxels=int(d.size), disagree=int(np.sum(md != ma)), comps_dense=n_d,
-                                         comps_adaptive=n_a, lost=lost,
-                                         band_maxdiff=float(np.abs(a[ex] - d[ex]).max()),
-                                         evaluations=int(st["evaluations"]), t_dense=t_dense / len(which),
-                                         t_adaptive=t_ad, slope=slope, slope_near=slope_near))
-                        r = rows[-1]
-                        print(f"{grid}³ L={lip:.1f} {kind} {job.index} t{f:02d}: agree "
-                              f"{100 * (1 - r['disagree'] / r['voxels']):.5f} %, components {n_d}/{n_a} lost {lost}, "
-                              f"band max|Δ| {r['band_maxdiff']:.1e}, evaluations {r['evaluations']} (dense/adaptive "
-                              f"{r['voxels'] / r['evaluations']:.1f}×), time {r['t_dense']:.1f} s / {t_ad:.1f} s, "
-                              f"slope {slope:.1f} (near 0: {slope_near:.1f})", flush=True)
+                        rows.append({**validate_frame(model, job, dims, n_frames, f, d, lip, safety),
+                                     "kind": kind, "t_dense": t_dense})
+                        print(frame_line(rows[-1], lip), flush=True)
     print("\nsummary")
     for grid in grids:
         for safety in safeties:
-            rs = [r for r in rows if r["grid"] == grid and r["safety"] == safety]
-            vox = sum(r["voxels"] for r in rs)
-            print(f"{grid}³, L = {adaptive.lipschitz_bound(safety):.1f} (safety {safety:g}): {len(rs)} frames, mask "
-                  f"agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % (worst frame "
-                  f"{100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), components lost "
-                  f"{sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, band max|Δ| "
-                  f"{max(r['band_maxdiff'] for r in rs):.1e}, evaluations dense/adaptive "
-                  f"{vox / sum(r['evaluations'] for r in rs):.1f}× (worst frame "
-                  f"{min(r['voxels'] / r['evaluations'] for r in rs):.1f}×), time per frame dense "
-                  f"{np.mean([r['t_dense'] for r in rs]):.1f} s, adaptive {np.mean([r['t_adaptive'] for r in rs]):.1f} s, "
-                  f"steepest slope {max(r['slope'] for r in rs):.1f} (near 0: {max(r['slope_near'] for r in rs):.1f})")
+            print(summary_line([r for r in rows if r["grid"] == grid and r["safety"] == safety], grid, safety))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return base.run(build_parser(), command, argv)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def test_environment_must_be_torchrun_like(monkeypatch):
 
 
 def test_test_py_refuses_to_run_under_torchrun(tiny_experiment, monkeypatch, capsys):
-    from autodecoder.cli.commands import test_main
+    from autodecoder.cli.test import main as test_main
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     exp = tiny_experiment()

@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from autodecoder.decoding import adaptive
-from autodecoder.model import forward as fastpath
+from autodecoder.experiment.specs import default
+from autodecoder.model import accel, forward as fastpath
 from autodecoder.training import sampling
 from autodecoder.training import loop as training
 from autodecoder.experiment import workspace as ws
 from autodecoder.training.data import TrainingSet
 from autodecoder.decoding.grid import decode_frames
-from autodecoder.model.decoder import Decoder, assemble_inputs
+from autodecoder.model.decoder import Decoder
+from autodecoder.model.reference import assemble_inputs
 
 #: bf16 autocast against float32, on decoded SDF values (measured on the demo and reference models:
 #: max 0.03, mean 0.0014, sdf <= 0 masks agree on >= 99.96 % of voxels).
@@ -108,22 +110,22 @@ def test_latent_dropout_falls_back_to_the_plain_path(tiny_experiment):
 
 
 def test_layouts_draw_the_same_samples(tiny_data):
-    compact = TrainingSet(tiny_data, True, 3, 0.05, False, seed=0, progress=False)
-    original = TrainingSet(tiny_data, True, 3, 0.05, False, seed=0, progress=False, layout="original")
+    compact = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, seed=0, progress=False)
+    original = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, seed=0, progress=False, layout="original")
     assert original.samples.shape == (12, 134, 4) and original.samples.dtype == torch.float32
     assert compact.nbytes() * 2 == original.nbytes()  # 8 bytes per sample instead of 16
     for epoch in (1, 2):
         bc, bo = compact.batch(torch.tensor([4, 7]), epoch), original.batch(torch.tensor([4, 7]), epoch)
         assert bc.index is not None and bc.index.dtype == torch.int32
         assert torch.equal(bc.points, bo.points) and torch.equal(bc.sdf, bo.sdf)
-    otf_c = TrainingSet(tiny_data, True, 3, 0.05, True, seed=0, progress=False)
-    otf_o = TrainingSet(tiny_data, True, 3, 0.05, True, seed=0, progress=False, layout="original")
+    otf_c = TrainingSet.from_folder(tiny_data, True, 3, 0.05, True, seed=0, progress=False)
+    otf_o = TrainingSet.from_folder(tiny_data, True, 3, 0.05, True, seed=0, progress=False, layout="original")
     assert torch.equal(otf_c.batch(torch.tensor([3]), 5).points, otf_o.batch(torch.tensor([3]), 5).points)
 
 
 def test_fresh_sampling_draws_new_points_each_epoch_from_a_bounded_pool(tiny_data):
     n_vox = 16 * 14 * 12
-    ts = TrainingSet(tiny_data, True, 3, 0.05, False, seed=0, progress=False, fresh=True, pool_factor=3)
+    ts = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, seed=0, progress=False, fresh=True, pool_factor=3)
     n = ts.n_points
     assert ts.index.dtype == torch.int32 and ts.values.dtype == torch.float32
     sizes = (ts.pool_near + ts.pool_far).numpy()
@@ -140,7 +142,7 @@ def test_fresh_sampling_draws_new_points_each_epoch_from_a_bounded_pool(tiny_dat
     # over epochs the draws cover far more distinct points than one fixed draw
     seen = torch.unique(torch.cat([ts.batch(torch.tensor([3]), e).index[0] for e in range(1, 9)]))
     assert len(seen) > 1.5 * len(torch.unique(e1.index[0]))
-    half = TrainingSet(tiny_data, True, 3, 0.05, False, seed=0, progress=False, fresh=True, value_dtype="float16")
+    half = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, seed=0, progress=False, fresh=True, value_dtype="float16")
     assert half.values.dtype == torch.float16 and half.batch(torch.tensor([0]), 1).sdf.dtype == torch.float32
 
 
@@ -228,7 +230,7 @@ def test_adaptive_on_an_analytic_field_with_a_thin_tube():
     assert (out[83] <= 0).sum() > 0  # the tube at x = 0.75, far from the ball
     assert np.array_equal(out[stats["exact"]], field[stats["exact"]])
     assert sum(calls) == stats["evaluations"] < np.prod(dims) / 3
-    assert adaptive.lipschitz_bound() == pytest.approx(adaptive.SAFETY * 255 / 64)
+    assert adaptive.lipschitz_bound() == pytest.approx(default("AdaptiveSafety") * 255 / 64)
 
 
 # --------------------------------------------------------------------------
@@ -238,10 +240,10 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(trained, tiny_experi
     dec, codes, angles, _ = trained
     dims = (12, 11, 10)
     ref = next(decode_frames(dec, codes[0], angles[0], dims, 3, 1000))
-    bf16 = fastpath.Accel(autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    bf16 = accel.Accel(autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     got = next(decode_frames(dec, codes[0], angles[0], dims, 3, 1000, accel=bf16))
     assert np.abs(got - ref).max() <= BF16_MAX_DIFF and np.abs(got - ref).mean() <= BF16_MEAN_DIFF
-    compiled = fastpath.Accel(forward=fastpath.compiled_forward("aot_eager"))  # dynamo + AOT autograd, no codegen
+    compiled = accel.Accel(forward=accel.compiled_forward("aot_eager"))  # dynamo + AOT autograd, no codegen
     got = next(decode_frames(dec, codes[0], angles[0], dims, 3, 1000, accel=compiled))
     assert np.abs(got - ref).max() <= 1e-5
     curves = {}
@@ -257,7 +259,7 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(trained, tiny_experi
 
 def test_test_py_adaptive_flag_records_the_extraction(trained, tmp_path):
     import h5py
-    from autodecoder.cli.commands import test_main
+    from autodecoder.cli.test import main as test_main
     from autodecoder.io.sequences import read_sequence
     exp = trained[3]
     common = ["-x", str(exp), "-t", "reconstruct", "-e", "latest", "--device", "cpu", "--no-progress", "--seed", "0"]

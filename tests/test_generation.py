@@ -13,6 +13,7 @@ import pytest
 import scipy.io
 import torch
 
+from autodecoder.decoding.types import plan
 from autodecoder.decoding import run as generation
 from autodecoder.experiment import workspace as ws
 from autodecoder.io.sequences import read_provenance, read_sequence
@@ -58,13 +59,13 @@ def test_generate_is_reproducible_with_seed(trained_dir, tmp_path):
 
 def test_generate_draws_by_the_original_rules():
     codes = np.arange(12, dtype=np.float32).reshape(4, 3) * 10
-    gen = generation.plan("generate", codes, np.zeros((4, 3), np.float32), num_sequences=500, seed=1)
+    gen = plan("generate", codes, np.zeros((4, 3), np.float32), num_sequences=500, seed=1)
     new = np.stack([j.code for j in gen])
     assert new.shape == (500, 3)
     assert abs(new.std() - 0.001) < 1e-4 and abs(new.mean()) < 2e-4  # N(0, 0.001²)
     rot = np.stack([j.angles for j in gen])
     assert rot.min() >= -math.pi and rot.max() <= math.pi and rot.std() > 1.5  # U(-π, π): std π/√3 ≈ 1.81
-    filo = generation.plan("generate_filo", codes, np.zeros((4, 3), np.float32), num_sequences=9, seed=1)
+    filo = plan("generate_filo", codes, np.zeros((4, 3), np.float32), num_sequences=9, seed=1)
     assert len(filo) == 4  # one per learned code, not NumSequences
     picked = [int(j.origin.split()[2]) for j in filo]
     assert sorted(picked) == [0, 1, 2, 3]

@@ -104,7 +104,7 @@ def test_draws_are_keyed_and_reproducible():
 
 
 def test_training_set_items_times_and_samples(tiny_data):
-    ts = TrainingSet(tiny_data, True, 3, 0.05, False, seed=0, progress=False)
+    ts = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, seed=0, progress=False)
     assert len(ts) == 5 + 4 + 3
     assert ts.seq_ids.tolist() == [0] * 5 + [1] * 4 + [2] * 3
     assert ts.frame_ids.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 0, 1, 2]
@@ -130,7 +130,7 @@ def test_training_set_items_times_and_samples(tiny_data):
 
 
 def test_on_the_fly_sampling_draws_fresh_points_each_epoch(tiny_data):
-    ts = TrainingSet(tiny_data, True, 3, 0.05, True, seed=0, progress=False)
+    ts = TrainingSet.from_folder(tiny_data, True, 3, 0.05, True, seed=0, progress=False)
     assert ts.index.shape == (12, 16 * 14 * 12)  # the full-size pool per frame
     e1, e2 = ts.batch(torch.tensor([3]), 1), ts.batch(torch.tensor([3]), 2)
     assert e1.points.shape == (1, 134, 3)
@@ -159,5 +159,5 @@ def test_matlab_layout_fixtures_read_as_t_x_y_z():
 
 def test_time_of_a_single_frame_is_zero(tmp_path):
     write_h5(tmp_path / "d" / "a.h5", sphere_sdf_sequence((8, 8, 8), 1, 0.5, 0.0))
-    ts = TrainingSet(tmp_path / "d", True, 1, 0.5, False, seed=0, progress=False)
+    ts = TrainingSet.from_folder(tmp_path / "d", True, 1, 0.5, False, seed=0, progress=False)
     assert ts.times.tolist() == [0.0]

@@ -10,12 +10,14 @@ import pytest
 import scipy.io
 import torch
 
+from autodecoder.decoding.types import plan
+from autodecoder.decoding.options import LatentOptions
 from autodecoder.model import checkpoints
 from autodecoder.decoding import run as generation
 from autodecoder.decoding import latent
 from autodecoder.experiment import specs as specs_mod
 from autodecoder.experiment import workspace as ws
-from autodecoder.cli.commands import test_main
+from autodecoder.cli.test import main as test_main
 from autodecoder.experiment.errors import UserError
 from autodecoder.decoding.grid import decode_frames
 from autodecoder.io.sequences import read_provenance, read_sequence
@@ -49,8 +51,8 @@ def test_temperature_zero_is_the_mean_code_exactly():
     g = latent.fit_gaussian(codes)
     drawn = g.draw(5, 0.0, np.random.default_rng(1))
     assert np.array_equal(drawn, np.repeat(codes.astype(np.float64).mean(0).astype(np.float32)[None], 5, 0))
-    jobs = generation.plan("sample", codes, np.zeros((6, 3), np.float32), 4, seed=3,
-                           options=generation.LatentOptions(temperature=0.0))
+    jobs = plan("sample", codes, np.zeros((6, 3), np.float32), 4, seed=3,
+                           options=LatentOptions(temperature=0.0))
     assert len(jobs) == 4 and all(np.array_equal(j.code, drawn[0]) for j in jobs)
     rot = np.stack([j.angles for j in jobs])
     assert np.all(np.abs(rot) <= math.pi) and rot.std() > 0.5  # rotations as in generate: U(-π, π)
@@ -119,7 +121,7 @@ def test_pca_keeps_the_leading_directions(tmp_path):
 
 def test_sample_decodes_the_mean_code_and_saves_the_distribution(reference, tmp_path):
     files = _run(reference, "sample", seed=2, out_dir=tmp_path / "s0",
-                 options=generation.LatentOptions(temperature=0.0, num=2))
+                 options=LatentOptions(temperature=0.0, num=2))
     trained = checkpoints.load_trained(reference, 10, 192)
     saved = ws.latent_gaussian_file(reference, 10)
     assert saved.name == "e0010_latent_gaussian.npz" and saved.parent == reference / ws.CODES_DIR
@@ -134,8 +136,8 @@ def test_sample_decodes_the_mean_code_and_saves_the_distribution(reference, tmp_
     assert np.array_equal(read_sequence(files[0]), want)
     assert prov["type"] == "sample" and prov["temperature"] == 0.0
     # reproducible with --seed, different without
-    a = _run(reference, "sample", seed=5, out_dir=tmp_path / "a", options=generation.LatentOptions(num=2))
-    b = _run(reference, "sample", seed=5, out_dir=tmp_path / "b", options=generation.LatentOptions(num=2))
+    a = _run(reference, "sample", seed=5, out_dir=tmp_path / "a", options=LatentOptions(num=2))
+    b = _run(reference, "sample", seed=5, out_dir=tmp_path / "b", options=LatentOptions(num=2))
     assert [f.name for f in a] == [f.name for f in b]
     assert np.array_equal(read_sequence(a[1]), read_sequence(b[1]))
     assert not np.array_equal(read_provenance(a[0])["code"], read_provenance(a[1])["code"])
@@ -154,7 +156,7 @@ def test_interpolate_ends_reproduce_the_reconstructions(reference, reconstructio
     rec = reconstructions
     out = tmp_path / "int"
     files = _run(reference, "interpolate", seed=0, out_dir=out,
-                 options=generation.LatentOptions(start=1, end=4, steps=3, path=path))
+                 options=LatentOptions(start=1, end=4, steps=3, path=path))
     assert len(files) == 3
     assert np.abs(read_sequence(files[0]) - read_sequence(rec[1])).max() <= 1e-5
     assert np.abs(read_sequence(files[-1]) - read_sequence(rec[4])).max() <= 1e-5
@@ -219,7 +221,7 @@ def test_fit_improves_on_its_start_and_writes_its_outputs(tiny_model):
         return dice(rec <= 0, truth <= 0)
     assert score(res.code, res.angles) > score(mean.astype(np.float32), np.zeros(3))
 
-    files = _run(exp, "fit", epoch=40, seed=0, options=generation.LatentOptions(target=str(target), iterations=60,
+    files = _run(exp, "fit", epoch=40, seed=0, options=LatentOptions(target=str(target), iterations=60,
                                                                                    lr=2e-2))
     assert len(files) == 1 and files[0].parent == exp / "OUT_fit" and files[0].name.startswith("fit_unseen_seq_000_")
     prov = read_provenance(files[0])
@@ -232,12 +234,12 @@ def test_fit_improves_on_its_start_and_writes_its_outputs(tiny_model):
     assert mat["dice_mean"].item() == pytest.approx(prov["dice_mean"])
     # variations of the fitted cell: temperature 0 gives the fitted code and angles back
     around = _run(exp, "sample", epoch=40, seed=1,
-                  options=generation.LatentOptions(around=str(code_file), temperature=0.0, num=2))
+                  options=LatentOptions(around=str(code_file), temperature=0.0, num=2))
     assert around[0].parent == exp / "OUT_sample" and around[0].name.startswith("smp_around_fit_unseen_code_seq_000")
     p = read_provenance(around[0])
     assert np.allclose(p["code"], mat["lat_vecs"][0]) and np.allclose(p["rotation_angles"], mat["rot_ang"][0])
     spread = _run(exp, "sample", epoch=40, seed=1, out_dir=exp / "spread",
-                  options=generation.LatentOptions(around=str(code_file), num=2))
+                  options=LatentOptions(around=str(code_file), num=2))
     assert not np.allclose(read_provenance(spread[0])["code"], mat["lat_vecs"][0])
     assert sorted(d.name for d in exp.iterdir() if d.name.startswith("OUT_")) == ["OUT_fit", "OUT_sample"]
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from autodecoder.model.checkpoints import load_model_state
-from autodecoder.model.decoder import Decoder, assemble_inputs
+from autodecoder.model.decoder import Decoder
+from autodecoder.model.reference import assemble_inputs
 from conftest import REFERENCE
 
 C = 8  # code length: d0 = 12

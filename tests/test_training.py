@@ -14,6 +14,8 @@ import torch
 from autodecoder.training import loop as training
 from autodecoder.experiment import workspace as ws
 from autodecoder.training.data import TrainingSet
+from autodecoder.training import schedules, state
+from autodecoder.model.reference import reference_loss
 from autodecoder.training.schedules import schedule
 from autodecoder.experiment.specs import validate
 from conftest import tiny_specs
@@ -38,26 +40,26 @@ def test_schedules_by_hand():
 def test_code_regularisation_weights_by_hand():
     no_rot = resolved(OptimizeRot=False, CodeRegularizationLambda=1e-4)
     # λ · min(1, epoch/1000)
-    assert training.code_regularization_weight(no_rot, 1) == pytest.approx(1e-7)
-    assert training.code_regularization_weight(no_rot, 500) == pytest.approx(5e-5)
-    assert training.code_regularization_weight(no_rot, 2000) == pytest.approx(1e-4)
+    assert schedules.code_regularization_weight(no_rot, 1) == pytest.approx(1e-7)
+    assert schedules.code_regularization_weight(no_rot, 500) == pytest.approx(5e-5)
+    assert schedules.code_regularization_weight(no_rot, 2000) == pytest.approx(1e-4)
     rot = resolved(OptimizeRot=True, OptRotEpoch=10, CodeRegularizationLambda=1e-4)
     # 1000 · λ / min(1, epoch/100), also after OptRotEpoch
-    assert training.code_regularization_weight(rot, 1) == pytest.approx(10.0)
-    assert training.code_regularization_weight(rot, 50) == pytest.approx(0.2)
-    assert training.code_regularization_weight(rot, 100) == pytest.approx(0.1)
-    assert training.code_regularization_weight(rot, 300) == pytest.approx(0.1)
-    assert training.code_regularization_weight(resolved(CodeRegularization=False), 5) == 0.0
+    assert schedules.code_regularization_weight(rot, 1) == pytest.approx(10.0)
+    assert schedules.code_regularization_weight(rot, 50) == pytest.approx(0.2)
+    assert schedules.code_regularization_weight(rot, 100) == pytest.approx(0.1)
+    assert schedules.code_regularization_weight(rot, 300) == pytest.approx(0.1)
+    assert schedules.code_regularization_weight(resolved(CodeRegularization=False), 5) == 0.0
 
 
 def test_code_loss_is_lambda_times_mean_code_norm(tiny_data):
     specs = resolved(OptimizeRot=False, CodeRegularizationLambda=0.5)
-    data = TrainingSet(tiny_data, True, 3, 0.05, False, 0, progress=False)
-    decoder, codes, angles = training.init_tables(specs, 0)
+    data = TrainingSet.from_folder(tiny_data, True, 3, 0.05, False, 0, progress=False)
+    decoder, codes, angles = state.init_tables(specs, 0)
     codes = torch.zeros(3, 8)
     codes[0, 0], codes[1, :2] = 3.0, torch.tensor([3.0, 4.0])  # norms 3, 5, 0
     batch = data.batch(torch.tensor([0, 1, 5, 9]), epoch=100)  # sequences 0, 0, 1, 2
-    _, code_loss = training.batch_loss(decoder, codes, angles, batch, specs, epoch=100)
+    _, code_loss = reference_loss(decoder, codes, angles, batch, None, schedules.code_regularization_weight(specs, 100))
     # S/n = (3 + 3 + 5 + 0)/4 per point; weight 0.5 · 100/1000
     assert code_loss.item() == pytest.approx(0.05 * 11 / 4)
 
@@ -65,14 +67,14 @@ def test_code_loss_is_lambda_times_mean_code_norm(tiny_data):
 def test_learning_rates_per_group_and_switch():
     specs = resolved(OptimizeRot=True, OptRotEpoch=10,
                      LearningRateSchedule=[dict(STEP, Initial=1e-4), dict(STEP, Initial=1e-3), dict(STEP, Initial=2e-3)])
-    dec, code, ang = training.learning_rates(specs, 1)
+    dec, code, ang = schedules.learning_rates(specs, 1)
     assert (dec, code, ang) == pytest.approx((1e-4, 1e-2, 2e-3))  # codes ×10 with OptimizeRot
-    assert training.learning_rates(specs, 350) == pytest.approx((5e-5, 5e-3, 1e-3))
-    assert training.rotation_phase(specs, 10) and not training.rotation_phase(specs, 11)
+    assert schedules.learning_rates(specs, 350) == pytest.approx((5e-5, 5e-3, 1e-3))
+    assert schedules.rotation_phase(specs, 10) and not schedules.rotation_phase(specs, 11)
     no_rot = resolved(OptimizeRot=False, LearningRateSchedule=[dict(STEP, Initial=1e-4), dict(STEP, Initial=1e-3),
                                                                dict(STEP, Initial=2e-3)])
-    assert training.learning_rates(no_rot, 1) == pytest.approx((1e-4, 1e-3, 2e-3))
-    assert not training.rotation_phase(no_rot, 1)
+    assert schedules.learning_rates(no_rot, 1) == pytest.approx((1e-4, 1e-3, 2e-3))
+    assert not schedules.rotation_phase(no_rot, 1)
 
 
 def _train(exp, **kw):

@@ -43,20 +43,21 @@ import math
 from typing import Callable, Iterable
 
 import numpy as np
-import torch
+
+from autodecoder.experiment.specs import default
 
 #: Coordinate length of one SDF unit in the training data: 32 voxels of a 256³ grid.
 SDF_UNIT = 64 / 255
-#: Margin on the exact-SDF slope 1/SDF_UNIT.
-SAFETY = 5.0
 #: Lattice step (voxels) of the first, dense, coarse decoding.
 COARSE = 8
 #: New lattice points of steps below this are bounded before they are evaluated (see decode_adaptive).
 CERTIFY_BELOW = 4
 
 
-def lipschitz_bound(safety: float = SAFETY, sdf_unit: float = SDF_UNIT) -> float:
-    """The slope bound ``L`` (SDF units per coordinate unit) used to decide cells."""
+def lipschitz_bound(safety: float | None = None, sdf_unit: float = SDF_UNIT) -> float:
+    """The slope bound ``L`` (SDF units per coordinate unit) used to decide cells: ``safety / sdf_unit``,
+    ``safety`` the margin on the exact-SDF slope (default: the ``AdaptiveSafety`` default of specs.json)."""
+    safety = default("AdaptiveSafety") if safety is None else safety
     return float(safety) / float(sdf_unit)
 
 
@@ -306,9 +307,3 @@ def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[in
             stats["exact"] = exact
     return np.ascontiguousarray(values, dtype=np.float32)
 
-
-def evaluator(point_decoder) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap a :class:`autodecoder.fastpath.PointDecoder` (time already set) as ``evaluate`` for :func:`decode_adaptive`."""
-    def evaluate(index: np.ndarray) -> np.ndarray:
-        return point_decoder.evaluate(torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64))).numpy()
-    return evaluate

@@ -38,6 +38,7 @@ class TrainedModel:
         source: the file the weights came from.
         device: where the network runs.
         accel: the speed options of the specs, resolved for ``device``.
+        requested: the epoch asked for (None: the no-epoch files, ``"latest"``, or N).
     """
 
     experiment: Path
@@ -49,6 +50,7 @@ class TrainedModel:
     source: Path
     device: torch.device
     accel: Accel
+    requested: int | str | None = None
 
     def decode_options(self, adaptive: bool = False, levels: Iterable[float] = (0.0,)) -> dict[str, Any]:
         """Keyword arguments of :func:`autodecoder.decoding.grid.decode_frames` from the specs;
@@ -61,13 +63,18 @@ class TrainedModel:
 
     def frames(self, code: np.ndarray, angles: np.ndarray, dims: Iterable[int] | None = None,
                n_frames: int | None = None, *, adaptive: bool = False, levels: Iterable[float] = (0.0,),
-               frames: Iterable[int] | None = None, stats: dict | None = None) -> Iterator[np.ndarray]:
+               frames: Iterable[int] | None = None, stats: dict | None = None,
+               lipschitz: float | None = None) -> Iterator[np.ndarray]:
         """Yield float32 ``(X, Y, Z)`` SDF frames of ``code`` rotated by ``angles`` on the grid ``dims``
-        (default ``ReconstructionDims``) at ``n_frames`` times (default ``ReconstructionFramesPerSequence``)."""
+        (default ``ReconstructionDims``) at ``n_frames`` times (default ``ReconstructionFramesPerSequence``);
+        ``lipschitz`` overrides the slope bound of ``AdaptiveSafety`` (for validating it)."""
         dims = tuple(int(n) for n in (dims or self.specs["ReconstructionDims"]))
         n_frames = int(n_frames or self.specs["ReconstructionFramesPerSequence"])
+        options = self.decode_options(adaptive, levels)
+        if lipschitz is not None:
+            options["lipschitz"] = lipschitz
         return decode_frames(self.decoder, code, angles, dims, n_frames, self.specs["ReconstructionSubsetSize"],
-                             self.device, frames=frames, stats=stats, **self.decode_options(adaptive, levels))
+                             self.device, frames=frames, stats=stats, **options)
 
 
 def load_model(exp: str | Path, epoch: str | int | None = None, device: str | torch.device | None = None,
@@ -80,9 +87,10 @@ def load_model(exp: str | Path, epoch: str | int | None = None, device: str | to
     exp = Path(exp)
     specs = specs if specs is not None else specs_mod.load(exp, specs_mod.TEST)
     dev = device if isinstance(device, torch.device) else pick_device(device)
-    ck = checkpoints.load_trained(exp, checkpoints.parse_epoch(epoch), specs["CodeLength"])
+    requested = checkpoints.parse_epoch(epoch)
+    ck = checkpoints.load_trained(exp, requested, specs["CodeLength"])
     decoder = Decoder.from_specs(specs)
     checkpoints.load_into(decoder, ck.state, ck.source)
     decoder.to(dev).eval()
     return TrainedModel(exp, specs, decoder, ck.codes, ck.angles, ck.epoch, ck.source, dev,
-                        Accel.from_specs(specs, dev))
+                        Accel.from_specs(specs, dev), requested)

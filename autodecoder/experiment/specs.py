@@ -170,6 +170,14 @@ TOP_KEYS: dict[str, Key] = {
                       else 'true, false or a torch.compile backend name ("inductor", "aot_eager", …)', False),
 }
 
+def default(key: str) -> Any:
+    """The default of a top-level key (the one place where defaults are kept)."""
+    spec = TOP_KEYS[key]
+    if not spec.has_default:
+        raise KeyError(f"{key} has no default")
+    return copy.deepcopy(spec.default)
+
+
 #: Keys of earlier versions that the authors' specs files still carry:
 #: accepted and reported as ignored (SPEC §8).
 LEGACY_TOP_KEYS = {

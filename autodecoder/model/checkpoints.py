@@ -93,8 +93,8 @@ def load_into(decoder: Decoder, state: dict[str, torch.Tensor], source: Path) ->
 
 
 @dataclass
-class TrainedModel:
-    """What test.py needs: decoder weights and the code and angle tables.
+class Checkpoint:
+    """A trained model on disk: decoder weights and the code and angle tables.
 
     Attributes:
         state: decoder state dict (no ``module.`` prefix).
@@ -124,12 +124,12 @@ def parse_epoch(value: str | int | None) -> int | str | None:
     return epoch
 
 
-def load_trained(exp: Path, epoch: int | str | None, code_length: int) -> TrainedModel:
+def load_trained(exp: Path, epoch: int | str | None, code_length: int) -> Checkpoint:
     """Load the model of ``epoch`` (see :func:`parse_epoch`), listing what exists when it is missing."""
     exp = Path(exp)
     if epoch == ws.LATEST:
         st = load_latest(exp)
-        return TrainedModel(st["decoder"], st["codes"].numpy(), st["angles"].numpy(),
+        return Checkpoint(st["decoder"], st["codes"].numpy(), st["angles"].numpy(),
                             st["completed_epoch"], ws.latest_file(exp))
     model_path = ws.model_file(exp, epoch)
     if not model_path.is_file():
@@ -141,4 +141,4 @@ def load_trained(exp: Path, epoch: int | str | None, code_length: int) -> Traine
     if len(codes) != len(angles):
         raise UserError(f"{ws.angles_file(exp, epoch)}: {len(angles)} rows of angles but "
                         f"{ws.codes_file(exp, epoch).name} has {len(codes)} codes")
-    return TrainedModel(state, codes, angles, saved_epoch if saved_epoch is not None else epoch, model_path)
+    return Checkpoint(state, codes, angles, saved_epoch if saved_epoch is not None else epoch, model_path)

@@ -181,17 +181,3 @@ def add_module_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     """Add the ``module.`` prefix, so the original's code loads the state dict."""
     return {k if k.startswith("module.") else f"module.{k}": v for k, v in state.items()}
 
-
-def assemble_inputs(codes: torch.Tensor, xyz: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-    """Decoder input rows ``[code, x, y, z, t]`` for B frames of n points each.
-
-    Args:
-        codes: (B, CodeLength), one code per frame.
-        xyz: (B, n, 3) point coordinates (already rotated).
-        times: (B,) frame times.
-    Returns:
-        (B·n, CodeLength + 4).
-    """
-    b, n, _ = xyz.shape
-    return torch.cat([codes[:, None, :].expand(b, n, codes.shape[1]), xyz,
-                      times[:, None, None].expand(b, n, 1).to(xyz.dtype)], dim=-1).reshape(b * n, -1)

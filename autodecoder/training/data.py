@@ -1,4 +1,4 @@
-"""The training set: a folder of SDF sequences turned into per-frame point samples (SPEC §1–§2).
+"""The training set: SDF sequence files turned into per-frame point samples (docs/method.md §1–§2).
 
 A training item is one frame: its sampled points, its time and its sequence
 id (the row of the code table). Items are ordered sequence by sequence, frame
@@ -31,24 +31,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from autodecoder.training import sampling
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.geometry import frame_times
+from autodecoder.experiment.specs import default
 from autodecoder.model.points import index_to_points
-from autodecoder.io.sequences import SequenceFile, list_sequence_files
+from autodecoder.io.discovery import list_sequence_files
+from autodecoder.io.sequences import SequenceFile
+from autodecoder.training import sampling
 
 LAYOUTS = ("compact", "original")
 VALUE_DTYPES = {"float32": np.float32, "float16": np.float16}
-#: Default of ``SamplePoolFactor``: the fresh-sampling pool holds this many draws' worth of points.
-POOL_FACTOR = 5.0
 
 
 class Batch:
     """Frames of one optimisation step (B frames, n points each).
 
     Attributes:
-        points: float32 (B, n, 3), coordinates in [-1, 1] (computed from
-            ``index`` on first use when the batch was made from grid indices).
+        points: float32 (B, n, 3), coordinates in [-1, 1] (computed from ``index`` on first use when
+            the batch was made from grid indices).
         sdf: float32 (B, n), target SDF values.
         times: float32 (B,), frame times in [-1, 1].
         seq_ids: int64 (B,), rows of the code table.
@@ -73,10 +73,6 @@ class Batch:
             self._points = index_to_points(self.index.long(), self.grid_shape)
         return self._points
 
-    @points.setter
-    def points(self, value: torch.Tensor) -> None:
-        self._points = value
-
     def to(self, device: torch.device) -> "Batch":
         mv = (lambda t: None if t is None else t.to(device))
         return Batch(mv(self._points), self.sdf.to(device), self.times.to(device), self.seq_ids.to(device),
@@ -84,26 +80,25 @@ class Batch:
 
 
 class TrainingSet:
-    """All training frames of ``folder``, sampled as the original samples them.
+    """All frames of the sequence files ``files`` (file ``s`` is row ``s`` of the code table), sampled
+    as the original samples them.
 
     Args:
-        folder: folder of ``.h5`` (``use_hdf5``) or ``.mat`` files, one per sequence.
-        use_hdf5: which files to read.
-        num_sequences: the ``NumSequences`` of the specs; must equal the number of files.
+        files: ``.h5``/``.mat`` SDF sequences on one grid.
         fraction: ``TrainSampleFraction``.
-        on_the_fly: ``OnTheFlySampling``: keep a full-size pool per frame and
-            draw a fresh fraction from it every epoch.
-        seed: seeds every draw (see :mod:`autodecoder.sampling`).
+        on_the_fly: ``OnTheFlySampling``: keep a full-size pool per frame and draw a fresh fraction
+            from it every epoch.
+        seed: seeds every draw (see :mod:`autodecoder.training.sampling`).
         progress: show a progress bar while loading.
         layout: ``"compact"`` (grid indices + values) or ``"original"`` (float32 x, y, z, sdf rows).
         fresh: ``FreshSampling``: a bounded pool per frame, a fresh draw every epoch.
-        pool_factor: ``SamplePoolFactor``, the size of that pool in draws.
+        pool_factor: ``SamplePoolFactor``, the size of that pool in draws (default: the specs' default).
         value_dtype: ``"float32"`` or ``"float16"`` (``SampleValueDtype``; compact layout only).
     """
 
-    def __init__(self, folder: str | Path, use_hdf5: bool, num_sequences: int, fraction: float,
-                 on_the_fly: bool, seed: int, progress: bool = True, *, layout: str = "compact",
-                 fresh: bool = False, pool_factor: float = POOL_FACTOR, value_dtype: str = "float32") -> None:
+    def __init__(self, files: list[Path], fraction: float, on_the_fly: bool, seed: int, progress: bool = True, *,
+                 layout: str = "compact", fresh: bool = False, pool_factor: float | None = None,
+                 value_dtype: str = "float32") -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}")
         if value_dtype not in VALUE_DTYPES:
@@ -111,81 +106,96 @@ class TrainingSet:
         if fresh and on_the_fly:
             raise UserError("\"FreshSampling\" and \"OnTheFlySampling\" are two ways of drawing fresh samples "
                             "every epoch; choose one")
-        self.folder = Path(folder)
-        self.files = list_sequence_files(self.folder, use_hdf5)
-        if len(self.files) != num_sequences:
-            raise UserError(f"{self.folder}: holds {len(self.files)} data files but \"NumSequences\" is "
-                            f"{num_sequences}; they must match (one latent code per file)")
-        self.on_the_fly = on_the_fly
-        self.fresh = fresh
+        self.files = [Path(f) for f in files]
+        self.on_the_fly, self.fresh = on_the_fly, fresh
         self.layout = "compact" if fresh else layout
         self.value_dtype = value_dtype if self.layout == "compact" else "float32"
-        vdt = VALUE_DTYPES[self.value_dtype]
-        self.seed = int(seed)
-        self.fraction = fraction
-        self.pool_factor = float(pool_factor)
-        seq_ids, frame_ids, times, index, values = [], [], [], [], []
-        near_counts, far_counts, all_once = [], [], []
+        self.seed, self.fraction = int(seed), fraction
+        self.pool_factor = float(default("SamplePoolFactor") if pool_factor is None else pool_factor)
         self.grid_shape: tuple[int, int, int] | None = None
         self.frames_per_sequence: list[int] = []
-        first: Path | None = None
+        rows: dict[str, list] = {k: [] for k in ("seq", "frame", "time", "index", "values", "near", "far", "once")}
         for s, path in enumerate(tqdm(self.files, desc="loading data", unit="file", disable=not progress)):
             with SequenceFile(path) as f:
-                if self.grid_shape is None:
-                    self.grid_shape, first = f.grid_shape, path
-                    n_vox = int(np.prod(self.grid_shape))
-                    self.n_points = sampling.sample_count(n_vox, fraction)
-                    if self.n_points < 1:
-                        raise UserError(f"\"TrainSampleFraction\" {fraction} draws no point from a "
-                                        f"{self.grid_shape} grid ({first.name})")
-                elif f.grid_shape != self.grid_shape:
-                    raise UserError(f"{path}: frames of size {f.grid_shape} but {first.name} has "
-                                    f"{self.grid_shape}; all files of a data folder must share one grid size")
+                self._check_grid(f)
                 self.frames_per_sequence.append(f.n_frames)
                 for t, (frame, time) in enumerate(zip(f.frames(), frame_times(f.n_frames))):
-                    where = f"{path}: frame {t}"
-                    flat = frame.reshape(-1)
-                    if fresh:
-                        near, far, once = sampling.fresh_pool(
-                            frame, self.n_points, self.pool_factor,
-                            sampling.rng_for(self.seed, sampling.DRAW_FRESH_POOL, s, t), where)
-                        idx = np.concatenate([near, far])
-                        near_counts.append(len(near))
-                        far_counts.append(len(far))
-                        all_once.append(once)
-                    elif on_the_fly:  # the original's full-size pool, drawn once
-                        idx = sampling.draw(frame, n_vox, sampling.rng_for(self.seed, sampling.DRAW_POOL, s, t), where)
-                    else:
-                        idx = sampling.draw(frame, self.n_points,
-                                            sampling.rng_for(self.seed, sampling.DRAW_FIXED, s, t), where)
-                    if self.layout == "original":
-                        pts = index_to_points(torch.from_numpy(idx), self.grid_shape).numpy()
-                        index.append(np.concatenate([pts, flat[idx, None]], axis=1))  # (n, 4) float32
-                    else:
-                        index.append(idx.astype(np.int32))
-                        values.append(flat[idx].astype(vdt))
-                    seq_ids.append(s)
-                    frame_ids.append(t)
-                    times.append(time)
-        self.seq_ids = torch.tensor(seq_ids, dtype=torch.int64)
-        self.frame_ids = torch.tensor(frame_ids, dtype=torch.int64)
-        self.times = torch.from_numpy(np.asarray(times, dtype=np.float32))
-        self.samples: torch.Tensor | None = None
-        self.index: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-        if self.layout == "original":
-            self.samples = torch.from_numpy(np.stack(index))  # (F, n, 4) or pool (F, N, 4), float32
-        elif fresh:
-            counts = np.asarray(near_counts, dtype=np.int64) + np.asarray(far_counts, dtype=np.int64)
-            self.pool_start = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]))
-            self.pool_near = torch.tensor(near_counts, dtype=torch.int64)
-            self.pool_far = torch.tensor(far_counts, dtype=torch.int64)
-            self.pool_all_near = torch.tensor(all_once, dtype=torch.bool)
-            self.index = torch.from_numpy(np.concatenate(index))    # flat pools (sum of pool sizes,)
-            self.values = torch.from_numpy(np.concatenate(values))
+                    self._sample_frame(frame, s, t, f"{path}: frame {t}", rows)
+                    rows["seq"].append(s)
+                    rows["frame"].append(t)
+                    rows["time"].append(time)
+        self._store(rows)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, use_hdf5: bool, num_sequences: int, fraction: float,
+                    on_the_fly: bool, seed: int, progress: bool = True, **kw) -> "TrainingSet":
+        """The training files of ``folder`` (``.h5`` with ``use_hdf5``, else ``.mat``; string order), which
+        must be ``num_sequences`` (one code per file)."""
+        files = list_sequence_files(folder, use_hdf5)
+        if len(files) != num_sequences:
+            raise UserError(f"{folder}: holds {len(files)} data files but \"NumSequences\" is "
+                            f"{num_sequences}; they must match (one latent code per file)")
+        return cls(files, fraction, on_the_fly, seed, progress, **kw)
+
+    @classmethod
+    def from_specs(cls, folder: Path, specs: dict, seed: int, progress: bool = True) -> "TrainingSet":
+        """The training set as ``specs.json`` describes it (``FastPath``: samples as grid indices; the plain
+        path holds the original's float32 x, y, z, sdf rows)."""
+        return cls.from_folder(folder, specs["UseHDF5"], specs["NumSequences"], specs["TrainSampleFraction"],
+                               specs["OnTheFlySampling"], seed, progress,
+                               layout="compact" if specs["FastPath"] else "original", fresh=specs["FreshSampling"],
+                               pool_factor=specs["SamplePoolFactor"], value_dtype=specs["SampleValueDtype"])
+
+    def _check_grid(self, f: SequenceFile) -> None:
+        if self.grid_shape is None:
+            self.grid_shape = f.grid_shape
+            self.n_points = sampling.sample_count(int(np.prod(self.grid_shape)), self.fraction)
+            if self.n_points < 1:
+                raise UserError(f"\"TrainSampleFraction\" {self.fraction} draws no point from a "
+                                f"{self.grid_shape} grid ({f.path.name})")
+        elif f.grid_shape != self.grid_shape:
+            raise UserError(f"{f.path}: frames of size {f.grid_shape} but {self.files[0].name} has "
+                            f"{self.grid_shape}; all files of a data folder must share one grid size")
+
+    def _sample_frame(self, frame: np.ndarray, s: int, t: int, where: str, rows: dict[str, list]) -> None:
+        """Draw the samples (or the pool) of frame ``t`` of sequence ``s`` into ``rows``."""
+        flat = frame.reshape(-1)
+        if self.fresh:
+            near, far, once = sampling.fresh_pool(frame, self.n_points, self.pool_factor,
+                                                  sampling.rng_for(self.seed, sampling.DRAW_FRESH_POOL, s, t), where)
+            idx = np.concatenate([near, far])
+            rows["near"].append(len(near))
+            rows["far"].append(len(far))
+            rows["once"].append(once)
+        elif self.on_the_fly:  # the original's full-size pool, drawn once
+            idx = sampling.draw(frame, flat.size, sampling.rng_for(self.seed, sampling.DRAW_POOL, s, t), where)
         else:
-            self.index = torch.from_numpy(np.stack(index))    # (F, n) or pool (F, N)
-            self.values = torch.from_numpy(np.stack(values))  # same shape
+            idx = sampling.draw(frame, self.n_points, sampling.rng_for(self.seed, sampling.DRAW_FIXED, s, t), where)
+        if self.layout == "original":
+            pts = index_to_points(torch.from_numpy(idx), self.grid_shape).numpy()
+            rows["index"].append(np.concatenate([pts, flat[idx, None]], axis=1))  # (n, 4) float32
+        else:
+            rows["index"].append(idx.astype(np.int32))
+            rows["values"].append(flat[idx].astype(VALUE_DTYPES[self.value_dtype]))
+
+    def _store(self, rows: dict[str, list]) -> None:
+        self.seq_ids = torch.tensor(rows["seq"], dtype=torch.int64)
+        self.frame_ids = torch.tensor(rows["frame"], dtype=torch.int64)
+        self.times = torch.from_numpy(np.asarray(rows["time"], dtype=np.float32))
+        self.samples = self.index = self.values = None
+        if self.layout == "original":
+            self.samples = torch.from_numpy(np.stack(rows["index"]))  # (F, n, 4) or pool (F, N, 4), float32
+        elif self.fresh:
+            counts = np.asarray(rows["near"], dtype=np.int64) + np.asarray(rows["far"], dtype=np.int64)
+            self.pool_start = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]))
+            self.pool_near = torch.tensor(rows["near"], dtype=torch.int64)
+            self.pool_far = torch.tensor(rows["far"], dtype=torch.int64)
+            self.pool_all_near = torch.tensor(rows["once"], dtype=torch.bool)
+            self.index = torch.from_numpy(np.concatenate(rows["index"]))  # flat pools (sum of pool sizes,)
+            self.values = torch.from_numpy(np.concatenate(rows["values"]))
+        else:
+            self.index = torch.from_numpy(np.stack(rows["index"]))  # (F, n) or pool (F, N)
+            self.values = torch.from_numpy(np.stack(rows["values"]))  # same shape
 
     def __len__(self) -> int:
         return len(self.seq_ids)
@@ -199,40 +209,43 @@ class TrainingSet:
             return self.samples[i, :, 3].numpy()
         return self.values[i].numpy()
 
+    def _picks(self, items: list[int], epoch: int) -> list[torch.Tensor]:
+        """Positions in each item's pool of this epoch's draw (fresh or on-the-fly sampling)."""
+        picks = []
+        for i in items:
+            s, t = int(self.seq_ids[i]), int(self.frame_ids[i])
+            if self.fresh:
+                rng = sampling.rng_for(self.seed, sampling.DRAW_FRESH, epoch, s, t)
+                pick = sampling.draw_from_pool(int(self.pool_near[i]), int(self.pool_far[i]),
+                                               bool(self.pool_all_near[i]), self.n_points, rng)
+                picks.append(torch.from_numpy(pick) + int(self.pool_start[i]))
+            else:
+                rng = sampling.rng_for(self.seed, sampling.DRAW_EPOCH, epoch, s, t)
+                picks.append(torch.from_numpy(sampling.draw(self._pool_values(i), self.n_points, rng,
+                                                            f"{self.files[s]}: frame {t}")))
+        return picks
+
     def batch(self, items: torch.Tensor, epoch: int) -> Batch:
         """The samples of frames ``items`` (indices into this set) for ``epoch`` (1-based).
 
-        With the compact layout the batch carries the grid indices; its
-        ``points`` are computed from them when first used.
+        With the compact layout the batch carries the grid indices; its ``points`` are computed from
+        them when first used.
         """
         items = torch.as_tensor(items, dtype=torch.int64)
-        if self.fresh:
-            idx_rows, val_rows = [], []
-            for i in items.tolist():
-                s, t = int(self.seq_ids[i]), int(self.frame_ids[i])
-                start, nn, nf = int(self.pool_start[i]), int(self.pool_near[i]), int(self.pool_far[i])
-                pick = sampling.draw_from_pool(nn, nf, bool(self.pool_all_near[i]), self.n_points,
-                                               sampling.rng_for(self.seed, sampling.DRAW_FRESH, epoch, s, t))
-                pick_t = torch.from_numpy(pick) + start
-                idx_rows.append(self.index[pick_t])
-                val_rows.append(self.values[pick_t])
-            index, values = torch.stack(idx_rows), torch.stack(val_rows)
-        elif self.on_the_fly:
-            picks = []
-            for i in items.tolist():
-                s, t = int(self.seq_ids[i]), int(self.frame_ids[i])
-                picks.append(torch.from_numpy(sampling.draw(
-                    self._pool_values(i), self.n_points,
-                    sampling.rng_for(self.seed, sampling.DRAW_EPOCH, epoch, s, t), f"{self.files[s]}: frame {t}")))
+        times, seq = self.times[items], self.seq_ids[items]
+        if self.fresh or self.on_the_fly:
+            picks = self._picks(items.tolist(), epoch)
             if self.layout == "original":
                 rows = torch.stack([self.samples[i][p] for i, p in zip(items.tolist(), picks)])
-                return Batch(rows[..., :3], rows[..., 3], self.times[items], self.seq_ids[items])
-            index = torch.stack([self.index[i][p] for i, p in zip(items.tolist(), picks)])
-            values = torch.stack([self.values[i][p] for i, p in zip(items.tolist(), picks)])
+                return Batch(rows[..., :3], rows[..., 3], times, seq)
+            if self.fresh:
+                index, values = torch.stack([self.index[p] for p in picks]), torch.stack([self.values[p] for p in picks])
+            else:
+                index = torch.stack([self.index[i][p] for i, p in zip(items.tolist(), picks)])
+                values = torch.stack([self.values[i][p] for i, p in zip(items.tolist(), picks)])
         elif self.layout == "original":
             rows = self.samples[items]
-            return Batch(rows[..., :3], rows[..., 3], self.times[items], self.seq_ids[items])
+            return Batch(rows[..., :3], rows[..., 3], times, seq)
         else:
             index, values = self.index[items], self.values[items]
-        return Batch(None, values.float(), self.times[items], self.seq_ids[items], index=index,
-                     grid_shape=self.grid_shape)
+        return Batch(None, values.float(), times, seq, index=index, grid_shape=self.grid_shape)

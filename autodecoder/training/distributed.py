@@ -39,7 +39,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from autodecoder.model import forward as fastpath
+from autodecoder.model.accel import Accel
+from autodecoder.model.reference import reference_loss
+from autodecoder.training.loss import chunk_error, chunk_slices, loss_clamp
 from autodecoder.experiment.errors import UserError
 
 #: How long a collective waits for a silent peer before giving up.
@@ -155,10 +157,7 @@ def is_peer_failure(error: BaseException) -> bool:
 
 class Tables(nn.Module):
     """The decoder with the code table (NumSequences, CodeLength) and angle table (NumSequences, 3)
-    as parameters of one module, so that DDP reduces the gradients of all three.
-
-    ``forward`` returns this rank's part of the batch loss; see :func:`step`.
-    """
+    as parameters of one module, so that DDP reduces the gradients of all three."""
 
     def __init__(self, decoder: nn.Module, codes: nn.Parameter, angles: nn.Parameter) -> None:
         super().__init__()
@@ -166,23 +165,9 @@ class Tables(nn.Module):
         self.codes = codes
         self.angles = angles
 
-    def forward(self, kind: str, batch: Any, weight: float, *args: Any) -> torch.Tensor:
-        """``kind`` "chunk": (``weight`` × sum of |error| over the slice ``args[0]`` of ``batch``, ``args[4]``
-        × the sum of the code norms of ``batch``'s frames), shape (2,) (fast path; ``args`` = piece, clamp,
-        autocast, forward, code weight); "plain": ``weight`` × the plain path's (SDF loss, code
-        loss) of ``batch``, shape (2,) (``args`` = specs, epoch, autocast); "none": zero, with every parameter in the graph (a rank without frames)."""
-        if kind == "chunk":
-            piece, clamp, autocast, forward, code_weight = args
-            err = fastpath.chunk_error(self.decoder, self.codes, self.angles, batch, piece, clamp, autocast, forward)
-            code = self.codes[batch.seq_ids].norm(dim=1).sum() if code_weight else torch.zeros_like(err)
-            return torch.stack([weight * err, code_weight * code])
-        if kind == "plain":
-            from autodecoder.training.loop import batch_loss
-            specs, epoch, autocast = args
-            with (autocast or contextlib.nullcontext)():
-                sdf_loss, code_loss = batch_loss(self.decoder, self.codes, self.angles, batch, specs, epoch)
-            return weight * torch.stack([sdf_loss.float(), code_loss.float()])
-        return sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
+    def forward(self, loss: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
+        """``loss(decoder, codes, angles, *args)``: DDP sees the parameters used through its own forward."""
+        return loss(self.decoder, self.codes, self.angles, *args)
 
 
 def wrap(tables: Tables, device: torch.device) -> DistributedDataParallel:
@@ -190,8 +175,26 @@ def wrap(tables: Tables, device: torch.device) -> DistributedDataParallel:
     return DistributedDataParallel(tables, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def _idle(decoder, codes, angles) -> torch.Tensor:
+    """Zero, with every trainable parameter in the graph: the part of a rank without frames."""
+    return sum((p * 0.0).sum() for p in (*decoder.parameters(), codes, angles) if p.requires_grad)
+
+
+def _chunk_terms(decoder, codes, angles, batch, piece, clamp, accel, err_weight, code_weight) -> torch.Tensor:
+    """(``err_weight`` × the chunk's absolute error, ``code_weight`` × the code norms of the batch's frames)."""
+    err = chunk_error(decoder, codes, angles, batch, piece, clamp, accel)
+    code = codes[batch.seq_ids].norm(dim=1).sum() if code_weight else torch.zeros_like(err)
+    return torch.stack([err_weight * err, code_weight * code])
+
+
+def _reference_terms(decoder, codes, angles, batch, clamp, accel, weight, code_weight) -> torch.Tensor:
+    with accel.context():
+        sdf_loss, code_loss = reference_loss(decoder, codes, angles, batch, clamp, code_weight)
+    return weight * torch.stack([sdf_loss.float(), code_loss.float()])
+
+
 def step(model: DistributedDataParallel, ctx: Context, batch: Any, n_global_frames: int, specs: dict,
-         epoch: int, code_weight: float, fast: bool, accel: "fastpath.Accel") -> tuple[float, float]:
+         code_weight: float, fast: bool, accel: Accel) -> tuple[float, float]:
     """Forward and backward passes of this rank's share ``batch`` of a global batch of ``n_global_frames``
     frames; on return every rank holds the gradients of the one-process loss. Returns this rank's parts
     (SDF loss, code loss) of the global batch's loss; their sums over the ranks are the batch's losses.
@@ -200,30 +203,52 @@ def step(model: DistributedDataParallel, ctx: Context, batch: Any, n_global_fram
     """
     n_frames, n_points = batch.sdf.shape if batch is not None else (0, 0)
     world = ctx.world
+    clamp = loss_clamp(specs)
     if n_frames == 0:
-        model("none", batch, 0.0).backward()
+        model(_idle).backward()
         return 0.0, 0.0
-    share_weight = n_frames / n_global_frames  # this share's part of the global mean
     if not fast:
-        out = model("plain", batch, world * share_weight, specs, epoch, accel.autocast)
+        out = model(_reference_terms, batch, clamp, accel, world * n_frames / n_global_frames, code_weight)
         out.sum().backward()
         sdf_part, code_part = (out.detach().double() / world).tolist()
         return sdf_part, code_part
-    clamp = fastpath.loss_clamp(specs)
     scale = world / (n_global_frames * n_points)
-    pieces = fastpath.chunk_slices(n_frames, n_points, specs.get("TrainChunkSize", fastpath.TRAIN_CHUNK))
+    pieces = chunk_slices(n_frames, n_points, specs["TrainChunkSize"])
     sdf_part = code_part = 0.0
     for i, piece in enumerate(pieces):
         last = i == len(pieces) - 1
         # the code term joins the last pass, the one whose backward DDP reduces
         code_scale = world * code_weight / n_global_frames if last else 0.0
         with contextlib.nullcontext() if last else model.no_sync():
-            out = model("chunk", batch, scale, piece, clamp, accel.autocast, accel.forward, code_scale)
+            out = model(_chunk_terms, batch, piece, clamp, accel, scale, code_scale)
             out.sum().backward()
         parts = (out.detach().double() / world).tolist()
         sdf_part += parts[0]
         code_part += parts[1]
     return sdf_part, code_part
+
+
+def wrap_run(run: Any, ctx: Context) -> DistributedDataParallel | None:
+    """The DDP wrapper of a :class:`~autodecoder.training.state.Run`'s decoder and tables (None without torchrun),
+    built again when the angles start or stop learning (DDP reduces the parameters that need gradients)."""
+    if not ctx.active:
+        return None
+    phase = bool(run.angles.requires_grad)
+    if run.ddp_phase != phase:
+        run.ddp, run.ddp_phase = wrap(Tables(run.decoder, run.codes, run.angles), run.device), phase
+    return run.ddp
+
+
+def train_share(model: DistributedDataParallel, ctx: Context, data: Any, items: torch.Tensor, epoch: int, run: Any,
+                code_weight: float, stop_requested: bool) -> tuple[float, float, bool]:
+    """One global batch ``items`` on this rank: its share's gradients (reduced by DDP), the batch's
+    (SDF loss, code loss) summed over the ranks, and whether any rank asked to stop (all then stop
+    after this very batch)."""
+    mine = share(items, ctx)
+    batch = data.batch(mine, epoch).to(run.device) if len(mine) else None
+    parts = step(model, ctx, batch, len(items), run.specs, code_weight, run.fast, run.accel)
+    sdf, code, votes = sum_over_ranks(ctx, [*parts, float(stop_requested)], run.device)
+    return sdf, code, votes > 0
 
 
 def report_peer_failure(ctx: Context, checkpoint: "os.PathLike[str] | str", log: Callable[[str], None]) -> None:

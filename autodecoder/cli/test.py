@@ -1,0 +1,90 @@
+"""``python test.py``: decode SDF grids of a trained experiment (reconstruct, generate, …)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from autodecoder.cli import base
+from autodecoder.decoding.options import TYPES, Exports, LatentOptions, check_options
+from autodecoder.decoding.run import run
+from autodecoder.experiment.errors import UserError
+from autodecoder.io.exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, check_mesh_options
+from autodecoder.training.distributed import context_from_environment
+
+
+def build_parser() -> base.Parser:
+    p = base.parser("test.py", "Reconstruct learned sequences or generate new ones as SDF grids "
+                    "(ReconstructionDims × ReconstructionFramesPerSequence of specs.json); sample new cells from "
+                    "the learned distribution, fit the model to an unseen cell, interpolate between learned cells.", [
+                        "python test.py -x experiments/demo -t reconstruct -e latest",
+                        "python test.py -x experiments/demo -e latest -t sample --num 8 --temperature 0.8",
+                        "python test.py -x experiments/demo -e latest -t fit --target cell.h5",
+                        "python test.py -x experiments/demo -e latest -t interpolate --from 0 --to 3 --steps 6",
+                        "python test.py -x experiments/filo -t generate_filo --tif --threshold 0.035",
+                    ])
+    base.add_experiment(p)
+    p.add_argument("-t", "--type", required=True, metavar="TYPE", help=" | ".join(TYPES))
+    base.add_epoch(p)
+    base.add_device(p)
+    p.add_argument("--seed", type=int, help="seed of generation (default: drawn and recorded in the files)")
+    p.add_argument("--out", help="output folder (default: OUT_reconstruct, OUT_randomgen, OUT_sample, OUT_fit or "
+                   "OUT_interpolate in the experiment)")
+    base.add_progress(p)
+    ex = p.add_mutually_exclusive_group()  # adaptive extraction (autodecoder/decoding/adaptive.py)
+    ex.add_argument("--adaptive", action="store_true", help="decode densely only near the surface (sdf = 0 and "
+                    "--threshold): same masks and meshes, far fewer network evaluations; SDF values away from "
+                    "the surface are interpolated (see experiments/README.md)")
+    ex.add_argument("--dense", dest="adaptive", action="store_false", help="decode every voxel (the default)")
+    _latent_options(p)
+    g = p.add_argument_group("exports, beside each output file in <out>/<file stem>/")
+    g.add_argument("--tif", action="store_true", help="binary TIFF per frame and an ImageJ hyperstack (TZYX)")
+    g.add_argument("--png", action="store_true", help="MIP preview per frame and a contact sheet")
+    g.add_argument("--mesh", choices=MESH_FORMATS, help="marching-cubes surface per frame")
+    g.add_argument("--threshold", type=float, default=0.0, help="the cell is sdf <= threshold (default 0; the "
+                   f"original uses {FILO_THRESHOLD} for filopodial cells)")
+    g.add_argument("--mesh-units", choices=MESH_UNITS, default="normalised",
+                   help="mesh coordinates: the [-1, 1] cube (default), voxels, or um (needs --voxel-size)")
+    g.add_argument("--voxel-size", type=base.voxel_size, metavar="UM",
+                   help="voxel size in um, 0.2 or 0.2,0.2,0.5 along X, Y, Z (calibrates TIFFs and um meshes)")
+    return p
+
+
+def _latent_options(p: base.Parser) -> None:
+    ls = p.add_argument_group("-t sample: codes from a Gaussian fitted to the learned codes")
+    ls.add_argument("--temperature", type=float, metavar="T",
+                    help="scale of the spread: 0 gives the mean code, 1 the learned spread (default 1)")
+    ls.add_argument("--num", type=int, metavar="N", help="how many sequences (default: NumSequences)")
+    ls.add_argument("--pca", type=int, metavar="K", help="keep K principal components of the learned codes "
+                    "(default: full covariance, Ledoit-Wolf shrinkage when codes <= CodeLength)")
+    ls.add_argument("--around", metavar="CODE", help="centre the draws on this code: a fit_<stem>_code.mat "
+                    "written by -t fit (its angles are kept), or a learned code's row number")
+    lf = p.add_argument_group("-t fit: fit a new code (and rotation) to an unseen cell, the decoder frozen")
+    lf.add_argument("--target", metavar="FILE", help="SDF sequence (.h5/.mat in the training layout) to fit")
+    lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 800)")
+    lf.add_argument("--lr", type=float, help="Adam learning rate of the code (default 0.01; angles: a tenth)")
+    lf.add_argument("--clamp", type=float, metavar="D", help="clamp prediction and target at ±D in the loss "
+                    "(default: as training, ClampSDFminmax); 0.1 fits thin protrusions better")
+    li = p.add_argument_group("-t interpolate: sequences along the path between two learned codes")
+    li.add_argument("--from", dest="start", type=int, metavar="I", help="first learned code (row)")
+    li.add_argument("--to", dest="end", type=int, metavar="J", help="last learned code (row)")
+    li.add_argument("--steps", type=int, metavar="K", help="sequences along the path, both ends included (default 5)")
+    li.add_argument("--path", choices=("linear", "slerp"), help="path between the codes (default slerp); "
+                    "rotations follow the SO(3) geodesic")
+
+
+def command(args: argparse.Namespace) -> int:
+    if context_from_environment().active:  # N copies would write the same files
+        raise UserError("test.py runs in one process: start it with python, not torchrun")
+    check_mesh_options(args.mesh, args.mesh_units, args.voxel_size)
+    exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
+    options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,
+                                                     args.start, args.end, args.steps, args.path, args.iterations,
+                                                     args.lr, args.clamp))
+    run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed, out_dir=args.out,
+        progress=not args.no_progress, exports=exports, options=options, adaptive=args.adaptive)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return base.run(build_parser(), command, argv)
