@@ -112,6 +112,19 @@ def test_legacy_keys_accepted_and_reported():
     assert "SampleFraction" not in specs and "positional_encoding" not in specs["NetworkSpecs"]
 
 
+def test_keys_without_effect_get_a_one_line_warning():
+    raw = tiny_specs(S.Path("d"))
+    raw["DataLoaderThreads"] = 4
+    raw["CodeBound"] = 1.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _validate(raw)
+    text = [str(w.message) for w in caught]
+    assert any('"DataLoaderThreads" has no effect' in m for m in text)
+    assert any('"CodeBound" is read but unused' in m for m in text)
+    assert all("\n" not in m for m in text)
+
+
 @pytest.mark.parametrize("sched,expected", [
     ([{"Type": "Step", "Initial": 1e-3, "Interval": 10, "Factor": 0.5}] * 2, "a list of three schedules"),
     ([{"Type": "Linear", "Initial": 1e-3}] * 3, "LearningRateSchedule[0].Type"),

@@ -178,6 +178,12 @@ def default(key: str) -> Any:
     return copy.deepcopy(spec.default)
 
 
+#: Keys that are accepted and have no effect, and why (a one-line warning each).
+UNUSED_KEYS = {
+    "CodeBound": "is read but unused (as in the original)",
+    "DataLoaderThreads": "has no effect (samples are drawn in the training process; see \"Threads\" for CPU threads)",
+}
+
 #: Keys of earlier versions that the authors' specs files still carry:
 #: accepted and reported as ignored (SPEC §8).
 LEGACY_TOP_KEYS = {
@@ -271,8 +277,9 @@ def validate(raw: dict, path: Path, command: str) -> dict:
             _fail(path, key, f"a value (\"{key}\" is required for {command}ing)", show_value=False)
         if spec.has_default:
             specs[key] = copy.deepcopy(spec.default)
-    if "CodeBound" in raw:
-        warnings.warn(f"{path}: key \"CodeBound\" is read but unused (as in the original)", SpecsWarning, stacklevel=2)
+    for key, why in UNUSED_KEYS.items():
+        if key in raw:
+            warnings.warn(f"{path}: key \"{key}\" {why}", SpecsWarning, stacklevel=2)
     if isinstance(specs.get("Description"), str):
         specs["Description"] = [specs["Description"]]
     if "NetworkSpecs" in specs:
