@@ -3,7 +3,7 @@
 ``python evaluate.py compare REAL GENERATED [--out evaluation]``."""
 import sys
 
-from autodecoder.evaluation.compare import main
+from autodecoder.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

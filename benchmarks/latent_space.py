@@ -213,7 +213,7 @@ def targets(args) -> int:
     from autodecoder.demo import phantoms
     from autodecoder.demo.run import DEMO_CLAMP, DEMO_FRAMES, DEMO_GRID
     from autodecoder.demo.masks import MASK_DIR, write_label_tiff
-    from autodecoder.io.prepare import convert_demo_masks
+    from autodecoder.demo.masks import convert_demo_masks
 
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@
     python benchmarks/run.py            # about 10 minutes on 2 cores
     python benchmarks/run.py --quick    # about 3 minutes
 
-Everything runs on the released architecture (SPEC §3: CodeLength 192, dims
+Everything runs on the released architecture (docs/method.md §3: CodeLength 192, dims
 [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], latent_in [4, 7],
 xyz_in_all), on two data sets: the demo data (``data/demo``, six 64³ × 12-frame
 sequences; made if missing) and a synthetic 128³ set generated here (phantom
@@ -58,7 +58,7 @@ from autodecoder.decoding.trained import load_model
 from autodecoder.decoding.types import plan
 from autodecoder.demo.phantoms import phantom_sequence
 from autodecoder.demo.run import make_demo_data
-from autodecoder.experiment.specs import default
+from autodecoder.experiment.keys import default
 from autodecoder.io.mask_sdf import sdf_sequence
 from autodecoder.io.sequences import SequenceFile, write_sequence
 from autodecoder.model.decoder import Decoder

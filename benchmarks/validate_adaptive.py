@@ -29,7 +29,7 @@ from autodecoder.cli import base
 from autodecoder.decoding import adaptive
 from autodecoder.decoding.trained import TrainedModel, load_model
 from autodecoder.decoding.types import Job, plan
-from autodecoder.experiment.specs import default
+from autodecoder.experiment.keys import default
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = np.ones((3, 3, 3), dtype=bool)

@@ -169,7 +169,7 @@ def test_division_frame_of_dividing_phantom(seed):
     masks = phantoms.phantom_sequence("divide", 64, 12, seed)
     rows = d.sequence_frame_descriptors(masks)
     found = d.sequence_descriptors(rows)["division_frame"]
-    expected = phantoms.division_frame("divide", 64, 12, seed)
+    expected = phantoms.abscission_frame("divide", 64, 12, seed)
     assert found is not None and abs(found - expected) <= 1
     assert rows[0]["components"] == 1 and rows[-1]["components"] == 2
     assert d.sequence_descriptors(rows)["growth_rate"] > 0  # the mother grows before dividing

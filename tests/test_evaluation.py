@@ -13,9 +13,11 @@ import scipy.io
 import tifffile
 
 from autodecoder.evaluation import descriptors as desc
-from autodecoder.evaluation import compare as ev
+from autodecoder.evaluation import compare, pool, statistics
+from autodecoder.evaluation import reconstruction as rec
 from autodecoder.demo import phantoms
 from autodecoder.experiment.errors import UserError
+from autodecoder.io import discovery
 from autodecoder.io.mask_sdf import sdf_sequence
 
 from conftest import REFERENCE, run_cli, sphere_sdf_sequence, write_h5
@@ -60,20 +62,20 @@ def shape_sets(tmp_path_factory) -> dict[str, Path]:
 # KS tests
 
 def test_ks_identical_sets_give_p_one(shape_sets, tmp_path):
-    res = ev.compare(shape_sets["spheres"], shape_sets["spheres"], tmp_path / "same", workers=1, progress=False,
+    res = compare.compare(shape_sets["spheres"], shape_sets["spheres"], tmp_path / "same", workers=1, progress=False,
                      log=lambda s: None)
     frame_rows = [r for r in res.ks if r["level"] == "frame"]
     assert [r["descriptor"] for r in frame_rows] == list(desc.FRAME_DESCRIPTORS)
     for r in res.ks:
         assert r["p_value"] == pytest.approx(1.0) and r["ks_statistic"] == 0
         assert r["verdict"] == "no evidence of a difference"
-    d, p = ev.ks_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    d, p = statistics.ks_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
     assert (d, p) == (0.0, 1.0)
 
 
 def test_ks_spheres_vs_elongated_ellipsoids(shape_sets, tmp_path):
     out = tmp_path / "diff"
-    res = ev.compare(shape_sets["spheres"], shape_sets["ellipsoids"], out, workers=1, progress=False,
+    res = compare.compare(shape_sets["spheres"], shape_sets["ellipsoids"], out, workers=1, progress=False,
                      names=("spheres", "ellipsoids"), log=lambda s: None)
     ks = {r["descriptor"]: r for r in res.ks if r["level"] == "frame"}
     for name in ("elongation", "sphericity", "axis_major"):
@@ -95,7 +97,7 @@ def test_ks_spheres_vs_elongated_ellipsoids(shape_sets, tmp_path):
     assert len(rows) == 4 * 5
     assert sorted({r["sequence"] for r in rows}) == [f"cell_{i}.h5" for i in range(4)]
     header, rows = read_csv(out / "ks_tests.csv")
-    assert header == list(ev.KS_COLUMNS)
+    assert header == list(statistics.KS_COLUMNS)
     assert [r["descriptor"] for r in rows] == [*desc.FRAME_DESCRIPTORS, "growth_rate", "relative_growth_rate"]
     header, rows = read_csv(out / "sequences_real.csv")
     assert header == ["sequence", "source", *desc.SEQUENCE_DESCRIPTORS] and len(rows) == 4
@@ -109,9 +111,9 @@ def test_ks_spheres_vs_elongated_ellipsoids(shape_sets, tmp_path):
 
 
 def test_worker_processes_give_the_same_rows(shape_sets):
-    one = ev.describe([shape_sets["ellipsoids"] / "cell_0.h5", shape_sets["ellipsoids"] / "cell_1.h5"],
+    one = pool.describe([shape_sets["ellipsoids"] / "cell_0.h5", shape_sets["ellipsoids"] / "cell_1.h5"],
                       workers=1, progress=False)
-    two = ev.describe([shape_sets["ellipsoids"] / "cell_0.h5", shape_sets["ellipsoids"] / "cell_1.h5"],
+    two = pool.describe([shape_sets["ellipsoids"] / "cell_0.h5", shape_sets["ellipsoids"] / "cell_1.h5"],
                       workers=2, progress=False)
     assert len(one.frames) == 10
     assert one.frames == two.frames
@@ -131,12 +133,12 @@ def test_mixed_inputs_hdf5_mat_tiff(tmp_path):
     for t in range(3):
         tifffile.imwrite(frames / f"mask_t{t * 5}.tif", (masks[t].transpose(2, 1, 0) * 255).astype(np.uint8))
     tifffile.imwrite(tmp_path / "stack.tif", (masks.transpose(0, 3, 2, 1)).astype(np.uint16) * 7)  # (T, Z, Y, X)
-    found = ev.collect_sequences([tmp_path / "a", tmp_path / "stack.tif"])
+    found = discovery.collect_sequences([tmp_path / "a", tmp_path / "stack.tif"])
     assert sorted((s.kind, s.n_frames) for s in found) == [("sdf", 3), ("sdf", 3), ("tiff-frames", 3),
                                                           ("tiff-stack", 3)]
     assert [Path(p).name for s in found if s.kind == "tiff-frames" for p in s.paths] == \
         ["mask_t0.tif", "mask_t5.tif", "mask_t10.tif"]  # natural order
-    ds = ev.describe([tmp_path / "a", tmp_path / "stack.tif"], workers=1, progress=False)
+    ds = pool.describe([tmp_path / "a", tmp_path / "stack.tif"], workers=1, progress=False)
     vols = {}
     for r in ds.frames:
         vols.setdefault(r["frame"], set()).add(r["volume"])
@@ -144,35 +146,53 @@ def test_mixed_inputs_hdf5_mat_tiff(tmp_path):
         assert vols[t] == {float(masks[t].sum())}
 
 
+def test_zt_stack_gives_the_same_descriptors_as_tz(tmp_path):
+    """A 4-D stack stored with the slices outermost (OME axes ZTYX) is read frame by frame as the same
+    data stored TZYX (the stack reader honours the file's axis order)."""
+    masks = sphere_sdf_sequence((20, 18, 16), 3, 0.3, 0.4) <= 0  # (T, X, Y, Z), growing
+    tz = masks.transpose(0, 3, 1, 2).astype(np.uint8)  # (T, Z, X, Y): frames of pages = Z
+    tifffile.imwrite(tmp_path / "tz.ome.tif", tz, metadata={"axes": "TZYX"})
+    tifffile.imwrite(tmp_path / "zt.ome.tif", np.ascontiguousarray(tz.transpose(1, 0, 2, 3)), metadata={"axes": "ZTYX"})
+    with tifffile.TiffFile(tmp_path / "zt.ome.tif") as tf:
+        assert tf.series[0].axes == "ZTYX"
+    a = pool.describe([tmp_path / "tz.ome.tif"], workers=1, progress=False)
+    b = pool.describe([tmp_path / "zt.ome.tif"], workers=1, progress=False)
+
+    def descriptors(rows):
+        return [{k: v for k, v in r.items() if k not in ("sequence", "source")} for r in rows]
+    assert len(a.frames) == 3 and [r["volume"] for r in a.frames] == [float(m.sum()) for m in masks]
+    assert descriptors(b.frames) == descriptors(a.frames)
+
+
 def test_different_grids_are_flagged(shape_sets, tmp_path):
     write_h5(tmp_path / "big" / "cell.h5", ellipsoid_sdf_sequence(40, 2, (0.45, 0.45, 0.45), 0.1, seed=0))
-    res = ev.compare(shape_sets["spheres"], tmp_path / "big", tmp_path / "out", workers=1, progress=False,
+    res = compare.compare(shape_sets["spheres"], tmp_path / "big", tmp_path / "out", workers=1, progress=False,
                      log=lambda s: None)
     assert "**Warning**: the sets are on grids of different sizes (real: 32×32×32; generated: 40×40×40)" \
         in res.report.read_text()
-    same = ev.collect_sequences([shape_sets["spheres"]])
-    assert ev.grid_warning(same, same) is None
+    same = discovery.collect_sequences([shape_sets["spheres"]])
+    assert compare.grid_warning(same, same) is None
 
 
 def test_input_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        ev.collect_sequences([tmp_path / "missing"], "real")
+        discovery.collect_sequences([tmp_path / "missing"], "real")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no shapes here")
     with pytest.raises(UserError, match="no shapes found"):
-        ev.collect_sequences([tmp_path / "empty"], "real")
+        discovery.collect_sequences([tmp_path / "empty"], "real")
     (tmp_path / "bad.h5").write_bytes(b"not an hdf5 file")
     with pytest.raises(UserError, match="bad.h5"):
-        ev.collect_sequences([tmp_path / "bad.h5"])
+        discovery.collect_sequences([tmp_path / "bad.h5"])
 
 
 def test_division_frame_through_an_sdf_file(tmp_path):
     """The dividing demo cell, stored as the demo stores it, divides where the generator put it."""
     masks = phantoms.phantom_sequence("divide", 64, 12, 0)
     write_h5(tmp_path / "seq_000_divide.h5", sdf_sequence(masks, clamp=8.0))
-    ds = ev.describe([tmp_path], workers=1, progress=False)
+    ds = pool.describe([tmp_path], workers=1, progress=False)
     found = ds.sequences[0]["division_frame"]
-    assert found is not None and abs(found - phantoms.division_frame("divide", 64, 12, 0)) <= 1
+    assert found is not None and abs(found - phantoms.abscission_frame("divide", 64, 12, 0)) <= 1
     assert [r["components"] for r in ds.frames][:2] == [1, 1]
 
 
@@ -195,7 +215,7 @@ def small_experiment(tmp_path) -> Path:
 
 def test_resample_keeps_voxel_centres_on_minus_one_to_one():
     coarse = np.linspace(-1, 1, 9, dtype=np.float32)[:, None, None] * np.ones((9, 7, 5), np.float32)
-    fine = ev.resample(coarse, (17, 13, 11))
+    fine = rec.resample(coarse, (17, 13, 11))
     assert fine.shape == (17, 13, 11)
     np.testing.assert_allclose(fine[:, 3, 2], np.linspace(-1, 1, 17), atol=1e-6)
 
@@ -212,10 +232,10 @@ def one_torch_thread(monkeypatch):
 
 
 def test_reconstruction_mode(small_experiment, tmp_path, one_torch_thread):
-    res = ev.reconstruction(small_experiment, epoch=10, out_dir=tmp_path / "rec", device="cpu", progress=False,
+    res = rec.reconstruction(small_experiment, epoch=10, out_dir=tmp_path / "rec", device="cpu", progress=False,
                             log=lambda s: None)
     header, rows = read_csv(res.csv)
-    assert header == list(ev.RECONSTRUCTION_COLUMNS)
+    assert header == list(rec.RECONSTRUCTION_COLUMNS)
     assert len(rows) == 6 * 3
     assert [(int(r["sequence"]), int(r["frame"])) for r in rows] == [(i, t) for i in range(6) for t in range(3)]
     for r in rows:
@@ -240,11 +260,32 @@ def test_reconstruction_mode(small_experiment, tmp_path, one_torch_thread):
     assert rows2 != rows
 
 
+def test_reconstruction_passes_the_decode_options(small_experiment, tmp_path, monkeypatch, one_torch_thread):
+    """The experiment's decode options reach the decoder: "FastPath": false decodes on the plain path."""
+    import autodecoder.decoding.grid
+    import autodecoder.decoding.trained
+    specs = json.loads((small_experiment / "specs.json").read_text())
+    specs.update(FastPath=False, Threads=1)
+    (small_experiment / "specs.json").write_text(json.dumps(specs, indent=2))
+    seen = []
+    decode = autodecoder.decoding.grid.decode_frames
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("fast", True), kwargs.get("threads")))
+        return decode(*args, **kwargs)
+    monkeypatch.setattr(autodecoder.decoding.grid, "decode_frames", spy)
+    monkeypatch.setattr(autodecoder.decoding.trained, "decode_frames", spy)
+    res = rec.reconstruction(small_experiment, epoch=10, out_dir=tmp_path / "rec", device="cpu", progress=False,
+                             log=lambda s: None)
+    assert len(res.rows) == 18 and len(seen) == 6
+    assert set(seen) == {(False, 1)}
+
+
 def test_reconstruction_refuses_mismatched_data(small_experiment, one_torch_thread):
     specs = json.loads((small_experiment / "specs.json").read_text())
     (Path(specs["DataSource"]) / "seq_005.h5").unlink()
     with pytest.raises(UserError, match="6 learned codes but the training folder"):
-        ev.reconstruction(small_experiment, epoch=10, device="cpu", progress=False, log=lambda s: None)
+        rec.reconstruction(small_experiment, epoch=10, device="cpu", progress=False, log=lambda s: None)
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from autodecoder.io.exports import (export_sequence, frame_to_tiff, masks_from_s
                                  write_meshes)
 from autodecoder.io.sequences import write_sequence
 from autodecoder.io.mask_sdf import mask_to_sdf, sdf_sequence
-from matlab_ports.voxvol_to_sdf import Options, voxvol_to_sdf
+from autodecoder.io.prepare import Options, voxvol_to_sdf
 
 
 def ball(shape, centre, radius):

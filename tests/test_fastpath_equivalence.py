@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from autodecoder.decoding import adaptive
-from autodecoder.experiment.specs import default
+from autodecoder.experiment.keys import default
 from autodecoder.model import accel, forward as fastpath
 from autodecoder.training import sampling
 from autodecoder.training import loop as training
@@ -272,7 +272,7 @@ def test_test_py_adaptive_flag_records_the_extraction(trained, tmp_path):
 
 
 def test_added_keys_are_documented():
-    from autodecoder.experiment.specs import TOP_KEYS
+    from autodecoder.experiment.keys import TOP_KEYS
     from conftest import ROOT
     text = (ROOT / "experiments" / "README.md").read_text()
     table = text[text.index("### Keys this project adds"):]

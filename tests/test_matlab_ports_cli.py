@@ -124,7 +124,7 @@ def test_sdf_to_tif_both_variants(sdf_dir, tmp_path):
     vol = tifffile.imread(d / "cell_cele_t001.tif")
     assert vol.shape == (32, 32, 32) and set(np.unique(vol)) <= {0, 255}
     from autodecoder.io.sequences import read_sequence
-    from matlab_ports.sdf_to_tif import Variant, binary_volume
+    from autodecoder.io.tif_volumes import Variant, binary_volume
     expected = binary_volume(read_sequence(sdf_dir / "gen_seq_000.h5")[1], Variant(0.0, 32, 2.0, 192.0))
     assert np.array_equal(vol.transpose(1, 2, 0) > 0, expected)  # pages = Z, rows = X, columns = Y
     # smoothing, then "> 192" of 255, shrinks a small cell: the original's method

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from autodecoder.demo import phantoms
-from autodecoder.demo.phantoms import KINDS, demo_sequences, division_frame, phantom_sequence
+from autodecoder.demo.phantoms import KINDS, abscission_frame, demo_sequences, phantom_sequence
 
 GRID, FRAMES = 64, 12
 H = 2.0 / (GRID - 1)  # voxel size in world units
@@ -86,7 +86,7 @@ def test_invalid_arguments():
 def test_single_frame():
     m = phantom_sequence("divide", grid=32, frames=1, seed=0)
     assert m.shape == (1, 32, 32, 32) and n_components(m[0]) == 1
-    assert division_frame("divide", 32, 1, 0) is None
+    assert abscission_frame("divide", 32, 1, 0) is None
 
 
 def test_demo_sequences():
@@ -106,10 +106,10 @@ def test_demo_sequences():
 # divide
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1])
-def test_divide_topology_and_division_frame(seed):
+def test_divide_topology_and_abscission_frame(seed):
     m = seq("divide", seed)
     counts = [n_components(f) for f in m]
-    df = division_frame("divide", GRID, FRAMES, seed)
+    df = abscission_frame("divide", GRID, FRAMES, seed)
     assert df is not None
     assert counts == [1] * df + [2] * (FRAMES - df)
     # splits in the last ~third of the frames
@@ -117,17 +117,17 @@ def test_divide_topology_and_division_frame(seed):
 
 
 @pytest.mark.parametrize("frames", [5, 9, 20])
-def test_division_frame_other_frame_counts(frames):
+def test_abscission_frame_other_frame_counts(frames):
     m = seq("divide", 4, grid=40, frames=frames)
     counts = [n_components(f) for f in m]
-    df = division_frame("divide", 40, frames, 4)
+    df = abscission_frame("divide", 40, frames, 4)
     assert counts == [1] * df + [2] * (frames - df)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_divide_daughters_are_separated(seed):
     m = seq("divide", seed)
-    df = division_frame("divide", GRID, FRAMES, seed)
+    df = abscission_frame("divide", GRID, FRAMES, seed)
     for f in m[df:]:
         lab, n = ndimage.label(f, S26)
         assert n == 2
@@ -146,7 +146,7 @@ def test_divide_cell_size_growth_and_pinch(seed):
     assert 0.33 <= r_first <= 0.47  # radius in units of the half-width
     assert vols[-1] > 1.3 * vols[0]  # the cell grows
     # before abscission the cell elongates: its principal axes become unequal
-    df = division_frame("divide", GRID, FRAMES, seed)
+    df = abscission_frame("divide", GRID, FRAMES, seed)
     pts = np.argwhere(m[df - 1]).astype(float)
     ev = np.linalg.eigvalsh(np.cov(pts.T))
     assert ev[2] > 3 * ev[0]
@@ -155,9 +155,9 @@ def test_divide_cell_size_growth_and_pinch(seed):
     assert ev0[2] < 1.3 * ev0[0]  # but starts roughly spherical
 
 
-def test_division_frame_none_for_other_kinds():
-    assert division_frame("filo", GRID, FRAMES, 0) is None
-    assert division_frame("deform", GRID, FRAMES, 0) is None
+def test_abscission_frame_none_for_other_kinds():
+    assert abscission_frame("filo", GRID, FRAMES, 0) is None
+    assert abscission_frame("deform", GRID, FRAMES, 0) is None
 
 
 # --------------------------------------------------------------------------

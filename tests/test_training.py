@@ -1,4 +1,4 @@
-"""Training per SPEC §4: schedules, regularisation, the optimiser switch, checkpoints, resume, Ctrl-C."""
+"""Training per docs/method.md §4: schedules, regularisation, the optimiser switch, checkpoints, resume, Ctrl-C."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests of the voxvol_to_sdf.m port (matlab_ports.voxvol_to_sdf) and its MATLAB-compatibility helpers."""
+"""Tests of the voxvol_to_sdf.m port (autodecoder.io.prepare, matlab_ports/voxvol_to_sdf.py) and its
+MATLAB-compatibility helpers."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from autodecoder.demo.masks import write_cytopacq_masks, write_label_tiff
 from autodecoder.experiment.errors import UserError
 from autodecoder.io.sequences import SequenceFile, read_sequence
 from autodecoder.io.mask_sdf import select_components
-from matlab_ports.matlab_compat import (imgaussfilt3, imresize3, matlab_round, natural_key,
-                                        regionprops_centroid, resize_contributions)
-from matlab_ports.voxvol_to_sdf import (CYTOPACQ_MASKS, Options, convert_demo_masks, find_sequences,
-                                        prepare_frame, voxvol_to_sdf)
+from autodecoder.io.discovery import CYTOPACQ_MASKS, find_sequences, natural_key
+from autodecoder.io.matlab_compat import (imgaussfilt3, imresize3, matlab_round, regionprops_centroid,
+                                          resize_contributions)
+from autodecoder.demo.masks import convert_demo_masks
+from autodecoder.io.prepare import Options, prepare_frame, voxvol_to_sdf
 
 # the identity geometry: no resize, no padding, no crop
 PLAIN = Options(scale=1.0, pad=0, crop=None, clamp=8.0, previews=False)
@@ -238,7 +240,7 @@ def test_round_trip_masks_to_training_loader(tmp_path):
         for t, frame in enumerate(f.frames()):
             assert np.array_equal(frame <= 0, masks[t])
     from autodecoder.training.data import TrainingSet
-    ts = TrainingSet(tmp_path / "data", True, 2, 0.05, False, seed=0, progress=False)
+    ts = TrainingSet.from_folder(tmp_path / "data", True, 2, 0.05, False, seed=0, progress=False)
     flat = np.concatenate([masks.reshape(3, -1), masks[::-1].reshape(3, -1)])
     for i in range(len(ts)):
         idx = ts.index[i].numpy()

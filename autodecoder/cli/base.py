@@ -4,8 +4,9 @@ MATLAB ports, the benchmarks and the demo.
 * :func:`parser` makes an ``argparse`` parser whose errors are one line (``error: <prog>: …``) and
   whose ``--help`` ends with examples.
 * :func:`run` parses the arguments and calls the command: a :class:`UserError` becomes one line
-  ``error: …`` on stderr and exit status 2, Ctrl-C (or SIGTERM turned into it) exit status 130,
-  and warnings are printed as one line ``warning: …``.
+  ``error: …`` on stderr and exit status 2; Ctrl-C and SIGTERM stop it cleanly (temporaries are
+  removed by the ``finally`` blocks on the way out) with exit status 130; warnings are printed as
+  one line ``warning: …``.
 * The ``add_*`` helpers add the options that several commands share, with one wording.
 """
 
@@ -18,9 +19,10 @@ import warnings
 from typing import Callable, Sequence
 
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.guards import EXIT_STOPPED, MEMORY_FLAG, break_lock, terminate_as_interrupt
 
 #: Exit status of a command stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT).
-INTERRUPTED = 130
+INTERRUPTED = EXIT_STOPPED
 #: Exit status of a refused input.
 REFUSED = 2
 
@@ -57,7 +59,8 @@ def guard(fn: Callable[[], int]) -> int:
     """Run ``fn``: one-line errors and warnings, exit status 2 on bad input and 130 on Ctrl-C."""
     _one_line_warnings()
     try:
-        return fn()
+        with terminate_as_interrupt():  # SIGTERM (Slurm, timeout, container stop) ends like Ctrl-C
+            return fn()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return REFUSED
@@ -98,8 +101,32 @@ def add_seed(p: argparse.ArgumentParser, default: int | None = None) -> None:
                                                        else f" (default {default})"))
 
 
+def add_sdf_inputs(p: argparse.ArgumentParser, default_dir: str, per_file: bool = True) -> None:
+    """SDF files or folders of them, and ``--out`` (default: ``default_dir`` next to each file;
+    with ``per_file`` one sub-folder per file) — the MATLAB ports' inputs."""
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="SDF files (.h5, .mat) or folders of them")
+    p.add_argument("--out", help=(f"output root; files go to OUT/<file stem>/ (default: {default_dir}/ next to "
+                                  "each file)") if per_file else f"output folder (default: {default_dir}/ next to "
+                                                                 "each file)")
+
+
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_safety(p: argparse.ArgumentParser, folder: str) -> None:
+    """``--ignore-memory-check`` and ``--break-lock`` (of ``folder``, e.g. "the experiment")."""
+    p.add_argument(MEMORY_FLAG, dest="ignore_memory", action="store_true",
+                   help="start even when the memory estimate exceeds what this process may use")
+    p.add_argument("--break-lock", action="store_true",
+                   help=f"remove the lock of {folder} left by a run that died on another machine "
+                        "(a run still alive on this machine is never unlocked)")
+
+
+def break_stale_lock(folder, requested: bool, log: Callable[[str], None] = print) -> None:
+    """``--break-lock``: remove the lock of ``folder`` (refused while its process runs on this host)."""
+    if requested and break_lock(folder) is not None:
+        log(f"note: {folder}: removed the lock, as --break-lock asks")
 
 
 # --------------------------------------------------------------------------

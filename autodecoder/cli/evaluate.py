@@ -18,6 +18,7 @@ EXAMPLES = ("python evaluate.py reconstruction -x experiments/demo -e latest",
 
 
 def _reconstruction_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate.py reconstruction``."""
     base.add_experiment(p)
     base.add_epoch(p)
     p.add_argument("--dims", type=int, nargs="+", metavar="N",
@@ -30,6 +31,7 @@ def _reconstruction_options(p: argparse.ArgumentParser) -> None:
 
 
 def _compare_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate.py compare``."""
     p.add_argument("paths", nargs="*", metavar="REAL GENERATED",
                    help="a file or folder of real cells and one of generated cells (more with --real/--generated)")
     p.add_argument("--real", nargs="+", default=[], metavar="PATH", help="(more) real files or folders")
@@ -60,6 +62,7 @@ def build_parser() -> base.Parser:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    """Check the two sets of paths of ``compare`` and run it."""
     if len(args.paths) not in (0, 2):
         raise UserError(f"evaluate.py compare: expected REAL GENERATED (two paths), got {len(args.paths)} "
                         "(use --real and --generated for more)")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 from autodecoder.cli import base
 from autodecoder.decoding.options import TYPES, Exports, LatentOptions, check_options
 from autodecoder.decoding.run import run
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.guards import REPLACE_FLAG
+from autodecoder.experiment.workspace import output_dir
 from autodecoder.io.exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, check_mesh_options
 from autodecoder.training.distributed import context_from_environment
 
@@ -31,6 +34,9 @@ def build_parser() -> base.Parser:
     p.add_argument("--out", help="output folder (default: OUT_reconstruct, OUT_randomgen, OUT_sample, OUT_fit or "
                    "OUT_interpolate in the experiment)")
     base.add_progress(p)
+    p.add_argument(REPLACE_FLAG, action="store_true", help="the output folder holds outputs of another "
+                   "experiment, checkpoint, epoch or type: remove them (and their exports) first")
+    base.add_safety(p, "the output folder")
     ex = p.add_mutually_exclusive_group()  # adaptive extraction (autodecoder/decoding/adaptive.py)
     ex.add_argument("--adaptive", action="store_true", help="decode densely only near the surface (sdf = 0 and "
                     "--threshold): same masks and meshes, far fewer network evaluations; SDF values away from "
@@ -81,8 +87,11 @@ def command(args: argparse.Namespace) -> int:
     options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,
                                                      args.start, args.end, args.steps, args.path, args.iterations,
                                                      args.lr, args.clamp))
-    run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed, out_dir=args.out,
-        progress=not args.no_progress, exports=exports, options=options, adaptive=args.adaptive)
+    out = Path(args.out) if args.out else output_dir(Path(args.experiment), args.type)
+    base.break_stale_lock(out, args.break_lock)
+    run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed, out_dir=out,
+        progress=not args.no_progress, exports=exports, options=options, adaptive=args.adaptive,
+        replace=args.replace, ignore_memory=args.ignore_memory)
     return 0
 
 

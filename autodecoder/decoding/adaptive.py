@@ -44,7 +44,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from autodecoder.experiment.specs import default
+from autodecoder.experiment.keys import default
 
 #: Coordinate length of one SDF unit in the training data: 32 voxels of a 256³ grid.
 SDF_UNIT = 64 / 255
@@ -210,100 +210,132 @@ def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[in
     """
     dims = tuple(int(n) for n in dims)
     lip = lipschitz_bound() if lipschitz is None else float(lipschitz)
-    levels = np.asarray(sorted(set(float(v) for v in levels)), dtype=np.float32)
-    spacing = [2.0 / (n - 1) if n > 1 else 0.0 for n in dims]
-    step = 1 << max(0, int(math.floor(math.log2(max(1, coarse)))))
-    strides = (dims[1] * dims[2], dims[2], 1)
-    n_eval = 0
-
-    def run(lats: list[np.ndarray], a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-        nonlocal n_eval
-        n_eval += len(a)
-        if not len(a):
-            return np.zeros(0, np.float32)
-        flat = lats[0][a] * strides[0] + lats[1][b] * strides[1] + lats[2][c] * strides[2]
-        return np.asarray(evaluate(flat), dtype=np.float32)
-
-    def settled(lo: np.ndarray, hi: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
-        ok = np.ones(np.broadcast(lo, hi).shape, dtype=bool)
-        for lev in levels:
-            ok &= (lo - lev > margin) | (hi - lev < -margin)
-        return ok
-
-    lats = [_lattice(n, step) for n in dims]
-    shape = tuple(len(l) for l in lats)
-    values = run(lats, *np.indices(shape).reshape(3, -1)).reshape(shape)
-    lo, hi = values, values
-    exact = np.ones(shape, dtype=bool)
-    valid = exact
-    active = np.ones(tuple(max(s - 1, 1) for s in shape), dtype=bool)  # cells still to test
-    while step > 1:
-        cell_lo, _ = _cell_extrema(lo)
-        _, cell_hi = _cell_extrema(hi)
-        undecided = active & ~settled(cell_lo, cell_hi, lip * _half_diagonals(lats, spacing))
-        if not undecided.any():
-            break
-        step //= 2
-        new_lats = [_lattice(n, step) for n in dims]
-        new_shape = tuple(len(l) for l in new_lats)
-        parents = [_parents(new_lats[a], lats[a]) for a in range(3)]
-        new_active = undecided[np.ix_(*parents)]
-        v = values
-        for axis in range(3):
-            v = _interp_axis(v, lats[axis], new_lats[axis], axis)
-        pos = np.ix_(*[np.searchsorted(d, s_) for s_, d in zip(lats, new_lats)])
-        new_exact = np.zeros(new_shape, dtype=bool)
-        new_exact[pos] = exact
-        new_valid = np.zeros(new_shape, dtype=bool)
-        new_valid[pos] = valid
-        last = step == 1  # the voxels themselves: no further cell test needs their intervals
-        new_lo, new_hi = (None, None) if last else (v.copy(), v.copy())
-        if not last:
-            new_lo[pos], new_hi[pos] = lo, hi
-        cand_mask = _corners_of(new_active, new_shape) & ~new_valid
-        for cand in _slabs(cand_mask):  # a slab at a time: bounded temporaries
-            if step < certify_below:
-                lo_p, hi_p = _certify(cand, new_lats, lats, lo, hi, valid, spacing, lip)
-                sure = settled(lo_p, hi_p)
-                sc = tuple(c[sure] for c in cand)
-                if not last:
-                    new_lo[sc], new_hi[sc] = lo_p[sure], hi_p[sure]
-                v[sc] = np.clip(v[sc], lo_p[sure], hi_p[sure])
-                new_valid[sc] = True
-                cand = tuple(c[~sure] for c in cand)
-            got = run(new_lats, *cand)
-            v[cand] = got
-            if not last:
-                new_lo[cand] = got
-                new_hi[cand] = got
-            new_exact[cand] = True
-            new_valid[cand] = True
-        del cand_mask
-        values, lo, hi, exact, valid, active, lats = v, new_lo, new_hi, new_exact, new_valid, new_active, new_lats
-    if step != 1:  # settled everywhere before the finest level: interpolate the rest
-        fine = [np.arange(n) for n in dims]
-        for axis in range(3):
-            values = _interp_axis(values, lats[axis], fine[axis], axis)
-        exact = _embed(exact, lats, fine)
-        lats = fine
-    # voxel cells that a level cuts: all their corners exact (marching cubes reads them)
-    fix = np.zeros(values.shape, dtype=bool)
-    n0 = values.shape[0]
-    for a0 in range(0, max(n0 - 1, 1), 16):
-        a1 = min(a0 + 16, max(n0 - 1, 1))
-        vmin, vmax = _cell_extrema(values[a0:a1 + 1])
-        cut = np.zeros(vmin.shape, dtype=bool)
-        for lev in levels:
-            cut |= (vmin <= lev) & (vmax > lev)
-        fix[a0:a0 + cut.shape[0] + (1 if n0 > 1 else 0)] |= _corners_of(cut, (cut.shape[0] + (1 if n0 > 1 else 0),)
-                                                                        + values.shape[1:])
-    fix &= ~exact
-    for cand in _slabs(fix):
-        values[cand] = run(lats, *cand)
-        exact[cand] = True
+    ex = _Extraction(evaluate, dims, levels, lip, certify_below)
+    ex.start(1 << max(0, int(math.floor(math.log2(max(1, coarse))))))
+    while ex.step > 1 and ex.refine():
+        pass
+    values, exact = ex.finish()
     if stats is not None:
-        stats["evaluations"] = stats.get("evaluations", 0) + int(n_eval)
+        stats["evaluations"] = stats.get("evaluations", 0) + int(ex.n_eval)
         if "exact" in stats:  # the caller asked for the voxels that hold network values
             stats["exact"] = exact
     return np.ascontiguousarray(values, dtype=np.float32)
 
+
+class _Extraction:
+    """The state of :func:`decode_adaptive` on one frame: the current lattice (its coordinates ``lats``,
+    values, intervals ``lo``/``hi``, which points are exact or bounded, which cells are still open)."""
+
+    def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[int, int, int],
+                 levels: Iterable[float], lip: float, certify_below: int) -> None:
+        self.evaluate, self.dims, self.lip, self.certify_below = evaluate, dims, lip, certify_below
+        self.levels = np.asarray(sorted(set(float(v) for v in levels)), dtype=np.float32)
+        self.spacing = [2.0 / (n - 1) if n > 1 else 0.0 for n in dims]
+        self.strides = (dims[1] * dims[2], dims[2], 1)
+        self.n_eval = 0
+
+    def run(self, lats: list[np.ndarray], a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """The network at lattice points ``(a, b, c)`` of ``lats``."""
+        self.n_eval += len(a)
+        if not len(a):
+            return np.zeros(0, np.float32)
+        flat = lats[0][a] * self.strides[0] + lats[1][b] * self.strides[1] + lats[2][c] * self.strides[2]
+        return np.asarray(self.evaluate(flat), dtype=np.float32)
+
+    def settled(self, lo: np.ndarray, hi: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        """Where ``[lo - margin, hi + margin]`` lies on one side of every level."""
+        ok = np.ones(np.broadcast(lo, hi).shape, dtype=bool)
+        for lev in self.levels:
+            ok &= (lo - lev > margin) | (hi - lev < -margin)
+        return ok
+
+    def start(self, step: int) -> None:
+        """Decode the coarse lattice of ``step`` voxels densely."""
+        self.step = step
+        self.lats = [_lattice(n, step) for n in self.dims]
+        shape = tuple(len(l) for l in self.lats)
+        self.values = self.run(self.lats, *np.indices(shape).reshape(3, -1)).reshape(shape)
+        self.lo = self.hi = self.values
+        self.exact = self.valid = np.ones(shape, dtype=bool)
+        self.active = np.ones(tuple(max(s - 1, 1) for s in shape), dtype=bool)  # cells still to test
+
+    def refine(self) -> bool:
+        """Halve the step inside the cells the bound leaves open; False when none is open."""
+        cell_lo, _ = _cell_extrema(self.lo)
+        _, cell_hi = _cell_extrema(self.hi)
+        undecided = self.active & ~self.settled(cell_lo, cell_hi, self.lip * _half_diagonals(self.lats, self.spacing))
+        if not undecided.any():
+            return False
+        self.step //= 2
+        lats = self.lats
+        new_lats = [_lattice(n, self.step) for n in self.dims]
+        new_shape = tuple(len(l) for l in new_lats)
+        new_active = undecided[np.ix_(*[_parents(new_lats[a], lats[a]) for a in range(3)])]
+        v = self.values
+        for axis in range(3):
+            v = _interp_axis(v, lats[axis], new_lats[axis], axis)
+        pos = np.ix_(*[np.searchsorted(d, s_) for s_, d in zip(lats, new_lats)])
+        new_exact = np.zeros(new_shape, dtype=bool)
+        new_exact[pos] = self.exact
+        new_valid = np.zeros(new_shape, dtype=bool)
+        new_valid[pos] = self.valid
+        last = self.step == 1  # the voxels themselves: no further cell test needs their intervals
+        new_lo, new_hi = (None, None) if last else (v.copy(), v.copy())
+        if not last:
+            new_lo[pos], new_hi[pos] = self.lo, self.hi
+        cand_mask = _corners_of(new_active, new_shape) & ~new_valid
+        for cand in _slabs(cand_mask):  # a slab at a time: bounded temporaries
+            self._fill(cand, new_lats, v, new_lo, new_hi, new_exact, new_valid)
+        self.values, self.lo, self.hi, self.exact, self.valid = v, new_lo, new_hi, new_exact, new_valid
+        self.active, self.lats = new_active, new_lats
+        return True
+
+    def _fill(self, cand: tuple[np.ndarray, ...], new_lats: list[np.ndarray], v: np.ndarray, new_lo, new_hi,
+              new_exact: np.ndarray, new_valid: np.ndarray) -> None:
+        """Bound (on the finest steps) or evaluate the new lattice points ``cand``."""
+        last = new_lo is None
+        if self.step < self.certify_below:
+            lo_p, hi_p = _certify(cand, new_lats, self.lats, self.lo, self.hi, self.valid, self.spacing, self.lip)
+            sure = self.settled(lo_p, hi_p)
+            sc = tuple(c[sure] for c in cand)
+            if not last:
+                new_lo[sc], new_hi[sc] = lo_p[sure], hi_p[sure]
+            v[sc] = np.clip(v[sc], lo_p[sure], hi_p[sure])
+            new_valid[sc] = True
+            cand = tuple(c[~sure] for c in cand)
+        got = self.run(new_lats, *cand)
+        v[cand] = got
+        if not last:
+            new_lo[cand] = got
+            new_hi[cand] = got
+        new_exact[cand] = True
+        new_valid[cand] = True
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, exact) on the voxel grid, with every corner of a voxel cell that a level cuts exact."""
+        values, exact, lats = self.values, self.exact, self.lats
+        if self.step != 1:  # settled everywhere before the finest level: interpolate the rest
+            fine = [np.arange(n) for n in self.dims]
+            for axis in range(3):
+                values = _interp_axis(values, lats[axis], fine[axis], axis)
+            exact = _embed(exact, lats, fine)
+            lats = fine
+        fix = self._cut_corners(values) & ~exact  # marching cubes reads every corner of a cut cell
+        for cand in _slabs(fix):
+            values[cand] = self.run(lats, *cand)
+            exact[cand] = True
+        return values, exact
+
+    def _cut_corners(self, values: np.ndarray) -> np.ndarray:
+        """Voxels at a corner of a voxel cell whose corners lie on both sides of a level (in slabs of 16)."""
+        fix = np.zeros(values.shape, dtype=bool)
+        n0 = values.shape[0]
+        extra = 1 if n0 > 1 else 0
+        for a0 in range(0, max(n0 - 1, 1), 16):
+            a1 = min(a0 + 16, max(n0 - 1, 1))
+            vmin, vmax = _cell_extrema(values[a0:a1 + 1])
+            cut = np.zeros(vmin.shape, dtype=bool)
+            for lev in self.levels:
+                cut |= (vmin <= lev) & (vmax > lev)
+            fix[a0:a0 + cut.shape[0] + extra] |= _corners_of(cut, (cut.shape[0] + extra,) + values.shape[1:])
+        return fix

@@ -48,7 +48,7 @@ import roma
 import torch
 
 from autodecoder.experiment.errors import UserError
-from autodecoder.experiment.workspace import atomic_path
+from autodecoder.experiment.guards import atomic_path
 
 METHODS = ("sample", "ledoit-wolf", "pca")
 PATHS = ("linear", "slerp")

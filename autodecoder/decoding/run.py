@@ -9,6 +9,7 @@ frame as it comes with the file's provenance in its attributes, then the exports
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,15 +22,19 @@ from autodecoder import __version__
 from autodecoder.decoding import latent
 from autodecoder.decoding.fitting import DEFAULT_ITERATIONS, DEFAULT_LR, check_specs, fit_code
 from autodecoder.decoding.options import DEFAULT_PATH, Exports, LatentOptions, check_options
+from autodecoder.decoding.provenance import ORIGIN_KEYS, output_provenance, same_origin
 from autodecoder.decoding.trained import TrainedModel, load_model
 from autodecoder.decoding.types import Job, plan, read_centre
 from autodecoder.evaluation.metrics import dice
 from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.guards import (atomic_path, check_memory, check_output_folder, clean_stale_temporaries,
+                                           ensure_writable_dir, hold_lock)
 from autodecoder.experiment.runtime import resolve_seed
 from autodecoder.io.exports import export_sequence
 from autodecoder.io.pictures import contact_sheet, mip
 from autodecoder.io.sequences import SequenceFile, SequenceWriter, sequence_suffix
+from autodecoder.model.footprint import decoding_bytes
 
 
 class OutputType:
@@ -135,13 +140,19 @@ CLASSES: dict[str, type[OutputType]] = {"sample": Sample, "interpolate": Interpo
 def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str | None = None,
         seed: int | None = None, out_dir: str | Path | None = None, progress: bool = True,
         log: Callable[[str], None] = print, exports: Exports | None = None,
-        options: LatentOptions | None = None, adaptive: bool = False) -> list[Path]:
+        options: LatentOptions | None = None, adaptive: bool = False, replace: bool = False,
+        ignore_memory: bool = False) -> list[Path]:
     """Decode and write the sequences of ``kind`` for the experiment ``exp``; returns the SDF files written.
 
     With ``exports``, each file's TIFF / PNG / mesh exports go to ``<out>/<file stem>/``. ``options``
     are those of ``sample``, ``fit`` and ``interpolate`` (:class:`~autodecoder.decoding.options.LatentOptions`).
     ``adaptive``: adaptive extraction (exact masks and surfaces at 0 and the export threshold,
     interpolated SDF values away from them; see :mod:`autodecoder.decoding.adaptive`), else dense decoding.
+
+    The output folder is locked while the run writes into it; outputs of another experiment,
+    checkpoint, epoch or type already in it are refused unless ``replace`` (which removes them and
+    their exports first); temporaries of killed runs are removed; the memory one frame needs is
+    checked before decoding (``ignore_memory`` overrides).
     """
     exp = Path(exp)
     opts = check_options(kind, options)
@@ -150,18 +161,44 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         check_specs(model.specs, str(exp / "specs.json"))
         if not Path(opts.target).is_file():
             raise UserError(f"--target {opts.target}: file not found")
-    seed = resolve_seed(seed)
-    threshold = exports.threshold if exports is not None else 0.0
-    out_type = CLASSES.get(kind, OutputType)(kind, model, seed, opts, threshold, log, progress)
-    jobs = out_type.jobs()
-    out = Path(out_dir) if out_dir is not None else ws.output_dir(exp, kind)
-    d = out_type.dims
-    log(f"{kind}: {len(jobs)} sequences of {out_type.n_frames} frames on a {d[0]}×{d[1]}×{d[2]} grid "
-        f"from {model.source} (epoch {model.epoch}), seed {seed}, device {model.device} → {out}")
-    written = _write_all(out_type, jobs, out, adaptive, exports, progress)
-    out_type.finish(out, written)
+    out = ensure_writable_dir(Path(out_dir) if out_dir is not None else ws.output_dir(exp, kind), "output")
+    with hold_lock(out, "the output folder", log):
+        _check_folder(out, model, kind, replace, log)  # refused before anything on disk changes
+        clean_stale_temporaries(out, log)
+        seed = resolve_seed(seed)
+        threshold = exports.threshold if exports is not None else 0.0
+        out_type = CLASSES.get(kind, OutputType)(kind, model, seed, opts, threshold, log, progress)
+        jobs = out_type.jobs()
+        _check_memory(out_type, adaptive, ignore_memory, log)
+        d = out_type.dims
+        log(f"{kind}: {len(jobs)} sequences of {out_type.n_frames} frames on a {d[0]}×{d[1]}×{d[2]} grid "
+            f"from {model.source} (epoch {model.epoch}), seed {seed}, device {model.device} → {out}")
+        written = _write_all(out_type, jobs, out, adaptive, exports, progress)
+        out_type.finish(out, written)
     log(f"wrote {len(written)} files to {out}")
     return written
+
+
+def _origin(model: TrainedModel, kind: str) -> dict[str, Any]:
+    """The provenance attributes that tell this run's outputs from others' (:data:`ORIGIN_KEYS`)."""
+    return {"experiment": str(model.experiment.resolve()), "checkpoint": str(model.source.resolve()),
+            "epoch": -1 if model.epoch is None else int(model.epoch), "type": kind}
+
+
+def _check_folder(out: Path, model: TrainedModel, kind: str, replace: bool, log: Callable[[str], None]) -> None:
+    ext = sequence_suffix(model.specs["UseHDF5"])
+    removed = check_output_folder(out, _origin(model, kind), ORIGIN_KEYS, output_provenance, f"*{ext}", replace,
+                                  log, same_origin)
+    for f in removed:  # and their exports, which carry the file's stem
+        shutil.rmtree(out / f.stem, ignore_errors=True)
+
+
+def _check_memory(out_type: OutputType, adaptive: bool, ignore: bool, log: Callable[[str], None]) -> None:
+    m = out_type.model
+    whole = out_type.n_frames if not m.specs["UseHDF5"] else 0  # a MAT file is held whole until written
+    need = decoding_bytes(m.specs, out_type.dims, adaptive, whole)
+    check_memory(need, m.device, f"decoding a {'×'.join(map(str, out_type.dims))} grid", "use a smaller "
+                 "\"ReconstructionDims\" (or --adaptive, or HDF5 output for many frames)", ignore, log)
 
 
 def _write_all(out_type: OutputType, jobs: list[Job], out: Path, adaptive: bool, exports: Exports | None,
@@ -192,9 +229,7 @@ def _write_all(out_type: OutputType, jobs: list[Job], out: Path, adaptive: bool,
 def _attrs(out_type: OutputType, job: Job, adaptive: bool) -> dict[str, Any]:
     """The provenance attributes of one output file."""
     m = out_type.model
-    attrs = {"experiment": str(m.experiment.resolve()), "type": out_type.kind,
-             "epoch": -1 if m.epoch is None else int(m.epoch), "checkpoint": str(m.source.resolve()),
-             "sequence_index": job.index, "code_origin": job.origin,
+    attrs = {**_origin(m, out_type.kind), "sequence_index": job.index, "code_origin": job.origin,
              "rotation_angles": [float(a) for a in job.angles], "seed": out_type.seed,
              "frames": out_type.n_frames, "grid": list(out_type.dims), "autodecoder_version": __version__,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "extraction": "adaptive" if adaptive else "dense",
@@ -212,6 +247,6 @@ def write_fit_code(path: Path, fitted: Any, dice_frames: list[float], info: dict
              "dice_per_frame": np.asarray(dice_frames, np.float64), "dice_mean": float(np.mean(dice_frames)),
              "loss_per_iteration": np.asarray(fitted.losses, np.float64), "reconstruction": rec.name,
              **{k: v for k, v in info.items() if isinstance(v, (int, float, str))}}
-    with ws.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             scipy.io.savemat(fh, mdict)

@@ -1,10 +1,10 @@
 """The demo, end to end on 2 CPU cores: ``python -m autodecoder.demo``.
 
 1. Make the demo data (if missing), through the real preparation path: the
-   deterministic phantoms of :mod:`autodecoder.phantoms` (six 64³ sequences of
+   deterministic phantoms of :mod:`autodecoder.demo.phantoms` (six 64³ sequences of
    12 frames: two dividing, two filopodial, two deforming cells) are written as
    CytoPacq-style mask TIFFs (``data/demo/masks``), then converted to training
-   SDFs in ``data/demo`` by the port of ``voxvol_to_sdf.m``.
+   SDFs in ``data/demo`` by the port of ``voxvol_to_sdf.m`` (:mod:`autodecoder.io.prepare`).
 2. Train ``experiments/demo`` (resumes an unfinished run; reuses a finished one
    unless ``--retrain``).
 3. ``reconstruct`` and ``generate`` from the last training state, with PNG
@@ -22,8 +22,22 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
+
+from autodecoder.cli import base
+from autodecoder.decoding import run as generation
+from autodecoder.decoding.options import Exports
+from autodecoder.demo.masks import write_cytopacq_masks
+from autodecoder.evaluation.compare import compare
+from autodecoder.evaluation.reconstruction import score_files
+from autodecoder.experiment import specs as specs_mod
+from autodecoder.experiment import workspace as ws
+from autodecoder.io.discovery import list_sequence_files
+from autodecoder.demo.masks import convert_demo_masks
+from autodecoder.model import checkpoints
+from autodecoder.training import loop as training
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = ROOT / "data" / "demo"
@@ -37,14 +51,12 @@ DEMO_FRAMES = 12
 
 
 def make_demo_data(out: Path = DEMO_DATA, grid: int = DEMO_GRID, frames: int = DEMO_FRAMES,
-                   clamp: float = DEMO_CLAMP, progress: bool = True, log=print) -> list[Path]:
-    """Write the demo masks as CytoPacq-style TIFFs and convert them with ``voxvol_to_sdf``.
+                   clamp: float = DEMO_CLAMP, progress: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+    """Write the demo masks as CytoPacq-style TIFFs and prepare them as the port of ``voxvol_to_sdf.m``
+    does (:func:`autodecoder.io.prepare.convert_demo_masks`).
 
     Returns the training files ``<out>/seq_00N_<kind>.h5``.
     """
-    from matlab_ports.voxvol_to_sdf import convert_demo_masks
-
-    from autodecoder.demo.masks import write_cytopacq_masks
     masks = out / "masks"
     write_cytopacq_masks(masks, grid=grid, frames=frames)
     files = convert_demo_masks(masks, out, grid=grid, clamp=clamp, progress=progress, log=lambda s: None)
@@ -69,60 +81,65 @@ def dice_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autodecoder.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--device", help="cpu or cuda (default: cuda if present)")
-    p.add_argument("--seed", type=int, default=0, help="training and generation seed (default 0)")
-    p.add_argument("--retrain", action="store_true", help="train from scratch even if a finished run exists")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    from autodecoder.model import checkpoints
-    from autodecoder.evaluation import compare as evaluation
-    from autodecoder.decoding import run as generation
-    from autodecoder.experiment import specs as specs_mod
-    from autodecoder.training import loop as training
-    from autodecoder.experiment import workspace as ws
-    from autodecoder.cli.commands import _guard
-    from autodecoder.io.sequences import list_sequence_files
+def _train(exp: Path, args: argparse.Namespace, progress: bool) -> int:
+    """Train the demo experiment: resume an unfinished run, reuse a finished one unless ``--retrain``."""
+    specs = specs_mod.load(exp, specs_mod.TRAIN)
+    resume = None
+    if args.retrain:
+        for d in (ws.MODEL_DIR, ws.CODES_DIR):
+            shutil.rmtree(exp / d, ignore_errors=True)
+    elif ws.latest_file(exp).is_file():
+        resume = "latest"
+        done = checkpoints.load_latest(exp)["completed_epoch"]
+        if done >= specs["NumEpochs"]:
+            print(f"demo: {exp} is already trained ({done} epochs); --retrain trains it again")
+    return training.train(exp, device=args.device, seed=args.seed if resume is None else None,
+                          resume=resume, progress=progress)
 
-    def go() -> int:
-        exp = DEMO_EXPERIMENT
-        progress = not args.no_progress
-        if not list(DEMO_DATA.glob("*.h5")):
-            make_demo_data(progress=progress)
-        specs = specs_mod.load(exp, specs_mod.TRAIN)
-        resume = None
-        if args.retrain:
-            for d in (ws.MODEL_DIR, ws.CODES_DIR):
-                shutil.rmtree(exp / d, ignore_errors=True)
-        elif ws.latest_file(exp).is_file():
-            resume = "latest"
-            done = checkpoints.load_latest(exp)["completed_epoch"]
-            if done >= specs["NumEpochs"]:
-                print(f"demo: {exp} is already trained ({done} epochs); --retrain trains it again")
-        code = training.train(exp, device=args.device, seed=args.seed if resume is None else None,
-                              resume=resume, progress=progress)
-        if code != 0:
-            return code
-        pngs = generation.Exports(png=True)
-        rec = generation.run(exp, "reconstruct", epoch="latest", device=args.device, seed=args.seed,
-                             progress=progress, exports=pngs)
-        gen = generation.run(exp, "generate", epoch="latest", device=args.device, seed=args.seed,
-                             progress=progress, exports=pngs)
-        train_files = list_sequence_files(DEMO_DATA, True)
-        reports = [
-            evaluation.compare(train_files, rec, exp / "evaluation" / "reconstructed",
-                               names=("training", "reconstructed"), progress=progress).report,
-            evaluation.compare(train_files, gen, exp / "evaluation" / "generated",
-                               names=("training", "generated"), progress=progress).report,
-        ]
-        print()
-        print(dice_table(evaluation.score_files(train_files, rec)))
-        print(f"previews: {exp / ws.OUT_DIRS['reconstruct']}/*/png, {exp / ws.OUT_DIRS['generate']}/*/png")
-        print(f"loss curve: {ws.loss_plot_file(exp)}")
-        print("shape reports: " + ", ".join(str(r) for r in reports))
-        return 0
-    return _guard(go)
+
+def command(args: argparse.Namespace) -> int:
+    """Data (if missing), training, reconstruction and generation, Dice and shape reports."""
+    exp = DEMO_EXPERIMENT
+    progress = not args.no_progress
+    if not list(DEMO_DATA.glob("*.h5")):
+        make_demo_data(progress=progress)
+    code = _train(exp, args, progress)
+    if code != 0:
+        return code
+    pngs = Exports(png=True)
+    rec = generation.run(exp, "reconstruct", epoch="latest", device=args.device, seed=args.seed,
+                         progress=progress, exports=pngs)
+    gen = generation.run(exp, "generate", epoch="latest", device=args.device, seed=args.seed,
+                         progress=progress, exports=pngs)
+    train_files = list_sequence_files(DEMO_DATA, True)
+    reports = [
+        compare(train_files, rec, exp / "evaluation" / "reconstructed", names=("training", "reconstructed"),
+                progress=progress).report,
+        compare(train_files, gen, exp / "evaluation" / "generated", names=("training", "generated"),
+                progress=progress).report,
+    ]
+    print()
+    print(dice_table(score_files(train_files, rec)))
+    print(f"previews: {exp / ws.OUT_DIRS['reconstruct']}/*/png, {exp / ws.OUT_DIRS['generate']}/*/png")
+    print(f"loss curve: {ws.loss_plot_file(exp)}")
+    print("shape reports: " + ", ".join(str(r) for r in reports))
+    return 0
+
+
+def build_parser() -> base.Parser:
+    """``python -m autodecoder.demo``."""
+    p = base.parser("python -m autodecoder.demo", __doc__.splitlines()[0],
+                    ("python -m autodecoder.demo", "python -m autodecoder.demo --retrain --seed 1"))
+    base.add_device(p)
+    base.add_seed(p, default=0)
+    p.add_argument("--retrain", action="store_true", help="train from scratch even if a finished run exists")
+    base.add_progress(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit status."""
+    return base.run(build_parser(), command, argv)
 
 
 if __name__ == "__main__":

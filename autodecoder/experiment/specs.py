@@ -1,11 +1,12 @@
 """``specs.json``: the experiment's settings, with the original's key names.
 
 Loading validates the file for one command: ``"train"`` needs the training
-keys, ``"test"`` the reconstruction keys (SPEC §8); keys of the other command
+keys, ``"test"`` the reconstruction keys (docs/method.md §8); keys of the other command
 are still type-checked when present. Any problem stops with a
-:class:`~autodecoder.errors.UserError` whose one-line message names the file,
+:class:`~autodecoder.experiment.errors.UserError` whose one-line message names the file,
 the key and what was expected. Defaults are filled in only where the original
-had them (and for the keys this project adds, listed in ``experiments/README.md``).
+had them (and for the keys this project adds, listed in ``experiments/README.md``); the keys
+and their defaults are in :mod:`autodecoder.experiment.keys`.
 """
 
 from __future__ import annotations
@@ -13,210 +14,16 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.guards import atomic_write_text
+from autodecoder.experiment.keys import (LEGACY_NETWORK_KEYS, LEGACY_TOP_KEYS, NETWORK_KEYS, RESULT_NEUTRAL_KEYS,
+                                         SCHEDULE_KEYS, TEST, TOP_KEYS, TRAIN, UNUSED_KEYS)
+from autodecoder.model.decoder import layer_widths
 
-TRAIN, TEST = "train", "test"
-
-
-# --------------------------------------------------------------------------
-# value checkers: each returns None when the value is fine, else what was expected
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def int_ge(lo: int) -> Callable[[Any], str | None]:
-    return lambda v: None if _is_int(v) and v >= lo else f"an integer >= {lo}"
-
-
-def int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
-    return lambda v: None if _is_int(v) and lo <= v <= hi else f"an integer from {lo} to {hi}"
-
-
-def num_gt(lo: float) -> Callable[[Any], str | None]:
-    return lambda v: None if _is_num(v) and v > lo else f"a number > {lo}"
-
-
-def num_ge(lo: float) -> Callable[[Any], str | None]:
-    return lambda v: None if _is_num(v) and v >= lo else f"a number >= {lo}"
-
-
-def boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def string(v: Any) -> str | None:
-    return None if isinstance(v, str) and v else "a non-empty string"
-
-
-def anything(v: Any) -> str | None:
-    return None
-
-
-def fraction(v: Any) -> str | None:
-    return None if _is_num(v) and 0 < v <= 1 else "a number in (0, 1]"
-
-
-def probability(v: Any) -> str | None:
-    return None if _is_num(v) and 0 <= v < 1 else "a number in [0, 1)"
-
-
-def description(v: Any) -> str | None:
-    if isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v)):
-        return None
-    return "a list of strings"
-
-
-def int_list(v: Any) -> str | None:
-    if isinstance(v, list) and all(_is_int(i) and i >= 0 for i in v):
-        return None
-    return "a list of non-negative integers"
-
-
-def optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
-    def inner(v: Any) -> str | None:
-        if v is None:
-            return None
-        what = check(v)
-        return None if what is None else f"null or {what}"
-    return inner
-
-
-def dims3(v: Any) -> str | None:
-    if isinstance(v, list) and len(v) == 3 and all(_is_int(i) and i >= 1 for i in v):
-        return None
-    return "a list of three positive integers [N0, N1, N2]"
-
-
-def positive_int_list(v: Any) -> str | None:
-    if isinstance(v, list) and v and all(_is_int(i) and i >= 1 for i in v):
-        return None
-    return "a non-empty list of positive integers"
-
-
-# --------------------------------------------------------------------------
-# the keys
-
-@dataclass(frozen=True)
-class Key:
-    check: Callable[[Any], str | None]
-    required_by: tuple[str, ...] = ()  # commands that fail without it
-    default: Any = None
-    has_default: bool = False
-    added: bool = False  # a key this project adds (documented in experiments/README.md)
-
-
-def _req(check, *commands) -> Key:
-    return Key(check, tuple(commands))
-
-
-def _opt(check, default) -> Key:
-    return Key(check, (), default, True)
-
-
-def _added(check, default) -> Key:
-    return Key(check, (), default, True, True)
-
-
-TOP_KEYS: dict[str, Key] = {
-    "Description": _req(description, TRAIN, TEST),
-    "DataSource": _req(string, TRAIN),
-    "UseHDF5": _req(boolean, TRAIN, TEST),
-    "NumSequences": _req(int_ge(1), TRAIN, TEST),
-    "CodeLength": _req(int_ge(1), TRAIN, TEST),
-    "NetworkSpecs": _req(lambda v: None if isinstance(v, dict) else "an object of network options", TRAIN, TEST),
-    "NumEpochs": _req(int_ge(1), TRAIN),
-    "LearningRateSchedule": _req(lambda v: None, TRAIN),  # checked in detail below
-    "TrainSampleFraction": _req(fraction, TRAIN),
-    "FramesPerBatch": _req(int_ge(1), TRAIN),
-    "OnTheFlySampling": _req(boolean, TRAIN),
-    "ClampSDFminmax": _req(boolean, TRAIN),
-    "ClampingDistance": _req(num_gt(0), TRAIN),
-    "OptimizeRot": _req(boolean, TRAIN),
-    "OptRotEpoch": _req(int_ge(0), TRAIN),
-    "CodeRegularization": _opt(boolean, True),
-    "CodeRegularizationLambda": _opt(num_ge(0), 1e-4),
-    "CodeInitStdDev": _opt(num_gt(0), 1.0),
-    "GradientClipNorm": _opt(optional(num_gt(0)), None),
-    "CodeBound": _opt(anything, None),  # read but unused by the original
-    "LogFrequency": _opt(int_ge(1), 1),
-    "DataLoaderThreads": _opt(int_ge(0), 1),
-    "ReconstructionDims": _req(dims3, TEST),
-    "ReconstructionFramesPerSequence": _req(int_ge(1), TEST),
-    "ReconstructionSubsetSize": _req(int_ge(1), TEST),
-    "HDF5CompressionLevel": _req(int_range(0, 9), TEST),
-    # added by this project (speed and memory; see experiments/README.md, "Keys this project adds")
-    "FastPath": _added(boolean, True),
-    "TrainChunkSize": _added(int_ge(1), 8192),
-    "FreshSampling": _added(boolean, False),
-    "SamplePoolFactor": _added(num_ge(1), 5.0),
-    "SampleValueDtype": _added(lambda v: None if v in ("float32", "float16") else '"float32" or "float16"',
-                               "float32"),
-    "Threads": _added(optional(int_ge(1)), None),
-    "Bf16Autocast": _added(boolean, False),
-    "TF32Matmul": _added(boolean, False),
-    "AdaptiveSafety": _added(num_gt(0), 5.0),
-    "Compile": _added(lambda v: None if isinstance(v, bool) or (isinstance(v, str) and v)
-                      else 'true, false or a torch.compile backend name ("inductor", "aot_eager", …)', False),
-}
-
-def default(key: str) -> Any:
-    """The default of a top-level key (the one place where defaults are kept)."""
-    spec = TOP_KEYS[key]
-    if not spec.has_default:
-        raise KeyError(f"{key} has no default")
-    return copy.deepcopy(spec.default)
-
-
-#: Keys that are accepted and have no effect, and why (a one-line warning each).
-UNUSED_KEYS = {
-    "CodeBound": "is read but unused (as in the original)",
-    "DataLoaderThreads": "has no effect (samples are drawn in the training process; see \"Threads\" for CPU threads)",
-}
-
-#: Keys of earlier versions that the authors' specs files still carry:
-#: accepted and reported as ignored (SPEC §8).
-LEGACY_TOP_KEYS = {
-    "SampleFraction": "superseded by TrainSampleFraction",
-    "ScenesPerBatch": "superseded by FramesPerBatch",
-}
-
-NETWORK_KEYS: dict[str, Key] = {
-    "dims": _req(positive_int_list, TRAIN, TEST),
-    "dropout": _opt(optional(int_list), None),
-    "dropout_prob": _opt(probability, 0.0),
-    "norm_layers": _opt(optional(int_list), None),
-    "latent_in": _opt(optional(int_list), None),
-    "weight_norm": _opt(boolean, False),
-    "xyz_in_all": _opt(boolean, False),
-    "use_tanh": _opt(boolean, False),
-    "latent_dropout": _opt(boolean, False),
-    "use_sine": _opt(boolean, True),
-}
-
-LEGACY_NETWORK_KEYS = {
-    "positional_encoding": "not used by the released code",
-    "fourier_degree": "not used by the released code",
-}
-
-SCHEDULE_KEYS = {
-    "Step": {"Initial": num_gt(0), "Interval": num_gt(0), "Factor": num_gt(0)},
-    "Warmup": {"Initial": num_ge(0), "Final": num_gt(0), "Length": num_gt(0)},
-    "Constant": {"Value": num_gt(0)},
-}
-
-
-# --------------------------------------------------------------------------
 
 class SpecsWarning(UserWarning):
     """A key that is accepted but has no effect (legacy or unused)."""
@@ -235,18 +42,56 @@ def _unknown(path: Path, key: str, known: list[str], where: str) -> None:
     raise UserError(f"{path}: unknown key \"{key}\"{where}{hint}")
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 def read_json(path: Path) -> dict:
-    """Read a JSON object from ``path`` with a one-line error for a missing or malformed file."""
+    """Read a JSON object from ``path``: one-line errors for a missing file, text that is not UTF-8
+    (a byte-order mark is accepted), malformed JSON, and a key given twice (JSON would keep the last)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: specs file not found (every experiment folder needs a specs.json)")
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text())
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at position {e.start}); "
+                        "save the file as UTF-8") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except _DuplicateKey as e:
+        raise UserError(f"{path}: key \"{e.args[0]}\" is given twice (JSON would silently keep the last value); "
+                        "keep one") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object of settings, got {type(data).__name__}")
     return data
+
+
+def changed_keys(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, current value)`` of every key that affects training and differs between
+    the specs a run was started with and the specs now (network options named ``NetworkSpecs.<key>``)."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if key in RESULT_NEUTRAL_KEYS:
+            continue
+        old, new = saved.get(key, "(not set)"), current.get(key, "(not set)")
+        if key == "NetworkSpecs" and isinstance(old, dict) and isinstance(new, dict):
+            out += [(f"NetworkSpecs.{k}", a, b) for k, a, b in changed_keys(old, new)]
+        elif json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+            out.append((key, old, new))
+    return out
 
 
 def validate(raw: dict, path: Path, command: str) -> dict:
@@ -319,7 +164,6 @@ def _validate_network(net: dict, path: Path, code_length: int | None) -> dict:
                   f"layers lin0 … lin{n_layers - 1})", out[key])
     if code_length is not None:
         # Every layer must keep a positive width after the inputs appended to the next one.
-        from autodecoder.model.decoder import layer_widths  # local import: model imports nothing from here
         try:
             layer_widths(code_length, out)
         except ValueError as e:
@@ -359,5 +203,4 @@ def load(experiment_dir: str | Path, command: str) -> dict:
 
 def save(specs: dict, path: str | Path) -> None:
     """Write resolved specs as indented JSON (atomically)."""
-    from autodecoder.experiment.workspace import atomic_write_text
     atomic_write_text(Path(path), json.dumps(specs, indent=2) + "\n")

@@ -19,12 +19,9 @@ layout of the authors' distributed pre-trained models.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from autodecoder.experiment.errors import UserError
 
@@ -142,31 +139,3 @@ def describe_available(exp: Path) -> str:
     if model_file(exp, None).is_file():
         parts.append("no -e (model.pth)")
     return ", ".join(parts) if parts else "none (train the experiment first)"
-
-
-# --------------------------------------------------------------------------
-# atomic writes: a temporary name in the same folder, then a rename, so a file
-# on disk is always either the old complete one or the new complete one.
-
-def temp_name(path: Path) -> Path:
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)

@@ -7,7 +7,7 @@ so that every tool writes the same files the same way.
 Conventions
 -----------
 * An SDF frame is float32 ``(X, Y, Z)``, a sequence ``(T, X, Y, Z)``, negative
-  inside the cell (SPEC §1). A mask is ``sdf <= threshold`` (``threshold`` 0,
+  inside the cell (docs/method.md §1). A mask is ``sdf <= threshold`` (``threshold`` 0,
   or 0.035 for filopodial cells as the original's filopodial scripts use).
 * **TIFF orientation.** ``X, Y, Z`` are MATLAB's (rows, columns, slices):
   the original preparation script reads a mask TIFF as ``(rows, columns,
@@ -45,20 +45,28 @@ frames; every file is written atomically (a temporary name, then a rename).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+import tifffile
+import trimesh
+from skimage.measure import marching_cubes
+from tqdm import tqdm
 
 from autodecoder.experiment.errors import UserError
-from autodecoder.experiment.workspace import atomic_path
+from autodecoder.experiment.geometry import index_to_coords
+from autodecoder.experiment.guards import atomic_path
+from autodecoder.io.pictures import contact_sheet, mip, save_image
+from autodecoder.io.sequences import SequenceFile
 
 __all__ = [
     "MESH_FORMATS", "MESH_UNITS", "FILO_THRESHOLD",
     "masks_from_sdf", "frame_to_tiff", "tiff_to_frame", "frame_name",
-    "write_tif_frame", "write_tif_frames", "write_hyperstack",
+    "write_tif_frame", "write_hyperstack",
     "write_png_previews", "mesh_from_sdf", "write_mesh", "write_meshes",
-    "export_sequence", "check_voxel_size", "parse_voxel_size",
+    "export_sequence", "check_voxel_size", "check_mesh_options",
 ]
 
 #: Mesh file formats (written by trimesh).
@@ -112,19 +120,29 @@ def check_voxel_size(voxel_size: Sequence[float] | None) -> tuple[float, float, 
     return v  # type: ignore[return-value]
 
 
-def parse_voxel_size(text: str) -> tuple[float, float, float]:
-    """A command-line voxel size: ``0.2`` (isotropic) or ``0.2,0.2,0.5`` (µm along X, Y, Z)."""
-    import argparse
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        vals = [float(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected one or three numbers (µm), got {text!r}") from None
-    if len(vals) == 1:
-        vals = vals * 3
-    if len(vals) != 3 or not all(np.isfinite(v) and v > 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected one or three positive numbers (µm), got {text!r}")
-    return tuple(vals)  # type: ignore[return-value]
+def check_mesh_options(fmt: str | None, units: str, voxel_size: Sequence[float] | None
+                       ) -> tuple[str | None, tuple[float, float, float] | None]:
+    """Validate the mesh options of ``test.py`` and :func:`export_sequence`; returns ``(fmt, voxel_size)``
+    (the format lower-cased, the voxel size as :func:`check_voxel_size` gives it).
+
+    Args:
+        fmt: one of :data:`MESH_FORMATS` (any case), or None (no meshes).
+        units: one of :data:`MESH_UNITS`; ``"um"`` needs ``voxel_size``.
+        voxel_size: ``(vx, vy, vz)`` in µm along ``X, Y, Z``, or None.
+
+    Raises:
+        UserError: an unknown format or unit, a bad voxel size, or ``"um"`` without a voxel size.
+    """
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt not in MESH_FORMATS:
+            raise UserError(f"mesh format {fmt!r}: expected one of {', '.join(MESH_FORMATS)}")
+    if units not in MESH_UNITS:
+        raise UserError(f"mesh units {units!r}: expected one of {', '.join(MESH_UNITS)}")
+    vs = check_voxel_size(voxel_size)
+    if units == "um" and vs is None:
+        raise UserError("mesh units 'um' need a voxel size (--voxel-size, µm along X, Y, Z)")
+    return fmt, vs
 
 
 def _imagej_calibration(voxel_size: tuple[float, float, float] | None) -> dict:
@@ -152,20 +170,12 @@ def write_tif_frame(mask_xyz: np.ndarray, path: Path,
         path: the ``.tif`` file (written atomically).
         voxel_size: ``(vx, vy, vz)`` in µm along ``X, Y, Z``, or None.
     """
-    import tifffile
     cal = _imagej_calibration(check_voxel_size(voxel_size))
     meta = {"axes": "ZYX", **cal.get("metadata_extra", {})}
     with atomic_path(Path(path)) as tmp:
         tifffile.imwrite(tmp, frame_to_tiff(_binary_u8(mask_xyz)), imagej=True, metadata=meta,
                          resolution=cal.get("resolution"), photometric="minisblack")
     return Path(path)
-
-
-def write_tif_frames(masks: Iterable[np.ndarray], out_dir: Path, stem: str,
-                     voxel_size: tuple[float, float, float] | None = None) -> list[Path]:
-    """One binary TIFF per frame, ``<out_dir>/<stem>_tNNN.tif``; ``masks`` yields ``(X, Y, Z)`` bool frames."""
-    return [write_tif_frame(m, Path(out_dir) / frame_name(stem, t, "tif"), voxel_size)
-            for t, m in enumerate(masks)]
 
 
 def write_hyperstack(masks: Iterable[np.ndarray], n_frames: int, grid_shape: Sequence[int], path: Path,
@@ -178,7 +188,6 @@ def write_hyperstack(masks: Iterable[np.ndarray], n_frames: int, grid_shape: Seq
     ``(T, Z, X, Y)``; ``imagej_metadata`` holds ``frames``, ``slices`` and,
     with a voxel size, ``spacing`` (µm between slices) and ``unit``.
     """
-    import tifffile
     x, y, z = (int(n) for n in grid_shape)
     cal = _imagej_calibration(check_voxel_size(voxel_size))
     meta = {"axes": "TZYX", **cal.get("metadata_extra", {})}
@@ -211,7 +220,6 @@ def write_png_previews(masks: Iterable[np.ndarray], out_dir: Path, stem: str, sh
     ``masks`` yields bool ``(X, Y, Z)`` frames; each PNG is ``X`` rows by
     ``Y`` columns, white (255) where the cell is.
     """
-    from autodecoder.io.pictures import contact_sheet, mip, save_image
     out_dir = Path(out_dir)
     written, images = [], []
     for t, m in enumerate(masks):
@@ -241,21 +249,15 @@ def mesh_from_sdf(sdf_xyz: np.ndarray, level: float = 0.0, units: str = "normali
     axes ``(X, Y, Z)``:
 
     * ``"normalised"``: the grid's coordinates, voxel ``i`` of ``N`` at
-      ``(i/(N-1) - 0.5)·2`` (SPEC §1), so the grid spans [-1, 1];
+      ``(i/(N-1) - 0.5)·2`` (:func:`autodecoder.experiment.geometry.index_to_coords`), so the grid
+      spans [-1, 1];
     * ``"voxels"``: voxel indices (0 … N-1);
     * ``"um"``: voxel indices times ``voxel_size`` (µm).
 
     Raises:
         UserError: unknown ``units``, or ``"um"`` without a voxel size.
     """
-    import trimesh
-    from skimage.measure import marching_cubes
-
-    if units not in MESH_UNITS:
-        raise UserError(f"mesh units {units!r}: expected one of {', '.join(MESH_UNITS)}")
-    vs = check_voxel_size(voxel_size)
-    if units == "um" and vs is None:
-        raise UserError("mesh units 'um' need a voxel size (µm along X, Y, Z)")
+    _, vs = check_mesh_options(None, units, voxel_size)
     f = np.asarray(sdf_xyz, dtype=np.float32)
     if f.ndim != 3:
         raise ValueError(f"expected an (X, Y, Z) SDF frame, got shape {f.shape}")
@@ -269,8 +271,7 @@ def mesh_from_sdf(sdf_xyz: np.ndarray, level: float = 0.0, units: str = "normali
                                         allow_degenerate=False)
     verts = verts.astype(np.float64) - 1.0
     if units == "normalised":
-        n = np.array([max(s - 1, 1) for s in f.shape], dtype=np.float64)
-        verts = (verts / n - 0.5) * 2.0
+        verts = index_to_coords(verts, f.shape)
     elif units == "um":
         verts = verts * np.asarray(vs, dtype=np.float64)
     mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=True)
@@ -347,64 +348,69 @@ def export_sequence(sdf_path: Path, out_dir: Path, tif: bool = False, png: bool 
     Raises:
         UserError: a bad argument or an unreadable SDF file (naming it).
     """
-    from tqdm import tqdm
-
-    from autodecoder.io.sequences import SequenceFile
-    from autodecoder.io.pictures import contact_sheet, mip, save_image
-
     sdf_path, out_dir = Path(sdf_path), Path(out_dir)
-    if mesh is not None:
-        mesh = mesh.lower()
-        if mesh not in MESH_FORMATS:
-            raise UserError(f"mesh format {mesh!r}: expected one of {', '.join(MESH_FORMATS)}")
-    if units not in MESH_UNITS:
-        raise UserError(f"mesh units {units!r}: expected one of {', '.join(MESH_UNITS)}")
-    voxel_size = check_voxel_size(voxel_size)
-    if mesh is not None and units == "um" and voxel_size is None:
-        raise UserError("mesh units 'um' need a voxel size (µm along X, Y, Z)")
+    mesh, voxel_size = check_mesh_options(mesh, units, voxel_size)
     if not np.isfinite(threshold):
         raise UserError(f"threshold must be a finite number, got {threshold!r}")
     if not (tif or png or mesh):
         return []
 
-    stem = sdf_path.stem
-    base = out_dir / stem
     written: list[Path] = []
     with SequenceFile(sdf_path) as seq:
-        n, shape = seq.n_frames, seq.grid_shape
-        bar = tqdm(total=n, desc=f"export {sdf_path.name}", unit="frame", disable=not progress,
+        bar = tqdm(total=seq.n_frames, desc=f"export {sdf_path.name}", unit="frame", disable=not progress,
                    dynamic_ncols=True)
-        images: list[np.ndarray] = []
-
-        def masks() -> Iterator[np.ndarray]:
-            for t in range(n):
-                frame = seq.frame(t)
-                m = masks_from_sdf(frame, threshold)
-                if tif:
-                    written.append(write_tif_frame(m, base / "tif" / frame_name(stem, t, "tif"), voxel_size))
-                if png:
-                    img = mip(m)
-                    save_image(img, base / "png" / frame_name(stem, t, "png"))
-                    written.append(base / "png" / frame_name(stem, t, "png"))
-                    images.append(img)
-                if mesh:
-                    p = write_mesh(frame, base / "mesh" / frame_name(stem, t, mesh), threshold, units, voxel_size)
-                    if p is not None:
-                        written.append(p)
-                bar.update(1)
-                yield m
-
+        frames = _FrameExports(out_dir / sdf_path.stem, sdf_path.stem, tif, png, mesh, threshold, units, voxel_size,
+                               written)
         try:
+            masks = frames.each(seq, bar)
             if tif:
-                written.append(write_hyperstack(masks(), n, shape, base / "tif" / f"{stem}_hyperstack.tif",
-                                                voxel_size))
+                written.append(write_hyperstack(masks, seq.n_frames, seq.grid_shape,
+                                                frames.base / "tif" / f"{frames.stem}_hyperstack.tif", voxel_size))
             else:
-                for _ in masks():
+                for _ in masks:
                     pass
         finally:
             bar.close()
         if png:
-            sheet = base / "png" / f"{stem}_sheet.png"
-            contact_sheet(images, sheet, columns=min(len(images), 6))
+            sheet = frames.base / "png" / f"{frames.stem}_sheet.png"
+            contact_sheet(frames.images, sheet, columns=min(len(frames.images), 6))
             written.append(sheet)
     return written
+
+
+@dataclass
+class _FrameExports:
+    """The per-frame files of :func:`export_sequence`, written as the frames are read; each file
+    written is appended to ``written``, each MIP kept in ``images`` for the contact sheet."""
+
+    base: Path
+    stem: str
+    tif: bool
+    png: bool
+    mesh: str | None
+    threshold: float
+    units: str
+    voxel_size: tuple[float, float, float] | None
+    written: list[Path]
+    images: list[np.ndarray] = field(default_factory=list)
+
+    def each(self, seq: SequenceFile, bar: tqdm) -> Iterator[np.ndarray]:
+        """Write the files of every frame of ``seq``; yield each bool ``(X, Y, Z)`` mask (for the hyperstack)."""
+        for t in range(seq.n_frames):
+            frame = seq.frame(t)
+            m = masks_from_sdf(frame, self.threshold)
+            if self.tif:
+                self.written.append(write_tif_frame(m, self.base / "tif" / frame_name(self.stem, t, "tif"),
+                                                    self.voxel_size))
+            if self.png:
+                img = mip(m)
+                save_image(img, self.base / "png" / frame_name(self.stem, t, "png"))
+                self.written.append(self.base / "png" / frame_name(self.stem, t, "png"))
+                self.images.append(img)
+            if self.mesh:
+                p = write_mesh(frame, self.base / "mesh" / frame_name(self.stem, t, self.mesh), self.threshold,
+                               self.units, self.voxel_size)
+                if p is not None:
+                    self.written.append(p)
+            bar.update(1)
+            yield m

@@ -1,12 +1,12 @@
 """Binary voxel masks -> normalised signed distance functions (SDFs).
 
 This is the mask -> SDF step of the original MATLAB preparation script
-(``voxvol_to_sdf.m``, SPEC section 6)::
+(``voxvol_to_sdf.m``, docs/method.md §6)::
 
     sdf = min(bwdist(mask), clamp) - bwdist(~mask);
     sdf = sdf / max(abs(sdf(:)));
 
-It is shared by the demo-data generator (:mod:`autodecoder.phantoms`) and the
+It is shared by the demo-data generator (:mod:`autodecoder.demo.phantoms`) and the
 port of ``voxvol_to_sdf.m``, which also uses :func:`select_components` (the
 script's "keep the largest connected component" step, MATLAB-compatible).
 

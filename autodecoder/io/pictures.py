@@ -1,4 +1,10 @@
-"""Pictures people look at: the loss curve, and maximum-intensity projections of shapes."""
+"""Pictures people look at: the loss curve, maximum-intensity projections of shapes, and the one
+way every figure of the project is written (:func:`save_figure`, atomically).
+
+Matplotlib draws with the file-only backend ``Agg``: every picture goes to a file and no screen
+is needed (training runs on servers without a display). :data:`plt` is pyplot with that backend;
+the evaluation's figures use it from here.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,23 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no screen is needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from autodecoder.experiment.guards import atomic_path
 
-from autodecoder.experiment.workspace import atomic_path  # noqa: E402
+__all__ = ["plt", "save_figure", "plot_loss", "mip", "save_image", "contact_sheet"]
+
+# pyplot picks its backend at the first figure, so choosing it after the import is enough.
+matplotlib.use("Agg")
+
+
+def save_figure(fig: "matplotlib.figure.Figure", path: Path) -> Path:
+    """Write ``fig`` as a PNG (atomically: a temporary name, then a rename) and close it."""
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_loss(history: Sequence[Sequence[float]], path: Path, title: str = "") -> None:
@@ -29,9 +46,7 @@ def plot_loss(history: Sequence[Sequence[float]], path: Path, title: str = "") -
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def mip(mask: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Reading and writing SDF sequences and code tables in the original's file layouts.
 
-SDF sequences are ``(T, X, Y, Z)`` float32 arrays (SPEC §1):
+SDF sequences are ``(T, X, Y, Z)`` float32 arrays (docs/method.md §1):
 
 * HDF5 (``.h5``): dataset ``sdf_vid`` written MATLAB-style, i.e. stored as
   ``(Z, Y, X, T)``; reading transposes with ``(3, 2, 1, 0)``.
@@ -22,7 +22,7 @@ import numpy as np
 import scipy.io
 
 from autodecoder.experiment.errors import UserError
-from autodecoder.experiment.workspace import atomic_path, temp_name
+from autodecoder.experiment.guards import atomic_path, fsync_file, temp_name
 
 DATASET = "sdf_vid"
 #: Above this size a MAT v5 output (held whole in memory) triggers a warning.
@@ -30,22 +30,8 @@ MAT_WARN_BYTES = 1 << 30
 
 
 def sequence_suffix(use_hdf5: bool) -> str:
+    """The suffix of training files: ``.h5`` with ``UseHDF5``, else ``.mat``."""
     return ".h5" if use_hdf5 else ".mat"
-
-
-def list_sequence_files(folder: str | Path, use_hdf5: bool) -> list[Path]:
-    """The training files of ``folder`` (``.h5`` or ``.mat``), in Python's string order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: data folder not found")
-    suffix = sequence_suffix(use_hdf5)
-    files = sorted((p for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file()), key=lambda p: p.name)
-    if not files:
-        other = sequence_suffix(not use_hdf5)
-        hint = (f" (it has {other} files: set \"UseHDF5\": {str(not use_hdf5).lower()})"
-                if any(p.name.endswith(other) for p in folder.iterdir()) else "")
-        raise UserError(f"{folder}: no {suffix} data files in the data folder{hint}")
-    return files
 
 
 class SequenceFile:
@@ -113,7 +99,11 @@ class SequenceFile:
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` as float32 ``(X, Y, Z)``; refuses NaN or infinite values."""
         if self._h5 is not None:
-            arr = np.asarray(self._h5[DATASET][..., t]).transpose(2, 1, 0)
+            try:
+                arr = np.asarray(self._h5[DATASET][..., t]).transpose(2, 1, 0)
+            except (OSError, ValueError, RuntimeError) as e:  # corrupted chunks, truncated files
+                raise UserError(f"{self.path}: frame {t}: cannot read ({str(e).splitlines()[0]}); "
+                                "the file is damaged: write or copy it again") from None
         else:
             arr = self._array[t]
         arr = np.ascontiguousarray(arr, dtype=np.float32)
@@ -217,6 +207,7 @@ class SequenceWriter:
                 mdict["provenance"] = prov
             scipy.io.savemat(self._tmp, mdict, do_compression=True)
             self._array = None
+        fsync_file(self._tmp)  # on disk before the rename publishes it
         self._tmp.replace(self.path)
 
     def abort(self) -> None:

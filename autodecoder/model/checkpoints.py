@@ -13,6 +13,8 @@ All reads use ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 
 from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.guards import atomic_path
 from autodecoder.io.sequences import read_table, write_table
 from autodecoder.model.decoder import Decoder, add_module_prefix, strip_module_prefix
 
@@ -31,7 +34,7 @@ LATEST_FORMAT = "autodecoder-latest/1"
 def save_epoch(exp: Path, epoch: int, decoder: Decoder, codes: torch.Tensor, angles: torch.Tensor) -> None:
     """Write the original's three checkpoint files for ``epoch``."""
     state = {k: v.detach().cpu() for k, v in add_module_prefix(decoder.state_dict()).items()}
-    with ws.atomic_path(ws.model_file(exp, epoch)) as tmp:
+    with atomic_path(ws.model_file(exp, epoch)) as tmp:
         torch.save({"epoch": epoch, "model_state_dict": state}, tmp)
     write_table(ws.codes_file(exp, epoch), "lat_vecs", codes.detach().cpu().numpy())
     write_table(ws.angles_file(exp, epoch), "rot_ang", angles.detach().cpu().numpy())
@@ -39,15 +42,22 @@ def save_epoch(exp: Path, epoch: int, decoder: Decoder, codes: torch.Tensor, ang
 
 def save_latest(exp: Path, state: dict[str, Any]) -> None:
     """Write the full training state to ``model_parameters/latest.pth`` (atomically)."""
-    with ws.atomic_path(ws.latest_file(exp)) as tmp:
+    with atomic_path(ws.latest_file(exp)) as tmp:
         torch.save({"format": LATEST_FORMAT, **state}, tmp)
 
 
 def _torch_load(path: Path) -> Any:
+    """``torch.load`` of plain tensors only (``weights_only``): a file holding other Python objects is
+    refused without running any of its code, and without PyTorch's advice to load it unsafely."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r"unsupported GLOBAL ([\w.]+)", str(e))
+        what = f" ({blocked.group(1)})" if blocked else ""
+        raise UserError(f"{path}: holds Python objects{what} besides tensors; it is not a checkpoint of this "
+                        "project or of the original, and is not loaded (its code is never run)") from None
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable PyTorch checkpoint ({first})") from None

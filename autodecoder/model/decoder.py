@@ -1,4 +1,4 @@
-"""The decoder: a DeepSDF-style MLP with sine activations (SPEC §3).
+"""The decoder: a DeepSDF-style MLP with sine activations (docs/method.md §3).
 
 Input rows are ``[code (CodeLength), x, y, z, t]``; the output is one SDF value
 per row. Layer names (``lin0`` … ``lin{L-1}``, ``bn{l}`` for LayerNorms,

@@ -25,6 +25,7 @@ from it every epoch, so no whole grid is ever held.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.geometry import frame_times
-from autodecoder.experiment.specs import default
+from autodecoder.experiment.keys import default
 from autodecoder.model.points import index_to_points
 from autodecoder.io.discovery import list_sequence_files
 from autodecoder.io.sequences import SequenceFile
@@ -79,6 +80,43 @@ class Batch:
                      mv(self.index), self.grid_shape)
 
 
+def data_extent(folder: str | Path, use_hdf5: bool) -> tuple[tuple[int, int, int], int]:
+    """(grid, total frame count) of the training files of ``folder``, from their headers (nothing is read)."""
+    frames, grid = 0, (0, 0, 0)
+    for path in list_sequence_files(folder, use_hdf5):
+        with SequenceFile(path) as f:
+            frames += f.n_frames
+            grid = max(grid, f.grid_shape, key=lambda g: int(np.prod(g)))
+    return grid, frames
+
+
+#: No SDF in grid units (nor a normalised one) exceeds the diameter of the [-1, 1]³ cube: beyond it the
+#: values are in voxels or garbage (e.g. 1e30), and the frame cannot train.
+SDF_LIMIT = 2 * 3 ** 0.5
+#: Beyond ±(1 + this) a frame is not normalised as the original's data are (divided by their largest |value|).
+NORMALISED_MARGIN = 0.01
+
+
+def check_frame(frame: np.ndarray, where: str) -> tuple[bool, float]:
+    """(whether the frame has a cell, i.e. a voxel with sdf <= 0; its largest |value|). Refuses a frame
+    whose values exceed :data:`SDF_LIMIT` (it cannot train); the caller warns about empty frames and
+    values beyond ±1 (they can train)."""
+    top = float(np.abs(frame).max())
+    if top > SDF_LIMIT:
+        raise UserError(f"{where}: SDF values reach {top:.4g}, far outside [-1, 1]: not a normalised SDF (each "
+                        "frame must be divided by its largest absolute value, as the data preparation does)")
+    return bool((frame <= 0).any()), top
+
+
+def _warn_frames(path: Path, empty: list[int], top: float) -> None:
+    if empty:
+        warnings.warn(f"{path}: frame(s) {', '.join(map(str, empty))} have no voxel inside the cell (no sdf <= 0): "
+                      "they train as empty space", stacklevel=3)
+    if top > 1 + NORMALISED_MARGIN:
+        warnings.warn(f"{path}: SDF values reach {top:.3g}, beyond [-1, 1]: the original's data are normalised per "
+                      "frame (the near band 0.3 and the filopodial threshold 0.035 assume it)", stacklevel=3)
+
+
 class TrainingSet:
     """All frames of the sequence files ``files`` (file ``s`` is row ``s`` of the code table), sampled
     as the original samples them.
@@ -119,11 +157,16 @@ class TrainingSet:
             with SequenceFile(path) as f:
                 self._check_grid(f)
                 self.frames_per_sequence.append(f.n_frames)
+                empty, top = [], 0.0
                 for t, (frame, time) in enumerate(zip(f.frames(), frame_times(f.n_frames))):
+                    has_cell, frame_top = check_frame(frame, f"{path}: frame {t}")
+                    empty += [] if has_cell else [t]
+                    top = max(top, frame_top)
                     self._sample_frame(frame, s, t, f"{path}: frame {t}", rows)
                     rows["seq"].append(s)
                     rows["frame"].append(t)
                     rows["time"].append(time)
+                _warn_frames(path, empty, top)
         self._store(rows)
 
     @classmethod

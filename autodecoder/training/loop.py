@@ -12,10 +12,12 @@ Under ``torchrun`` every rank runs this loop on its share of each batch
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from tqdm import tqdm
@@ -23,21 +25,26 @@ from tqdm import tqdm
 from autodecoder import __version__
 from autodecoder.experiment import specs as specs_mod
 from autodecoder.experiment import workspace as ws
-from autodecoder.experiment.guards import EXIT_STOPPED, stop_requests
+from autodecoder.experiment.guards import (EXIT_STOPPED, check_memory, clean_stale_temporaries,
+                                           ensure_writable_dir, hold_lock, stop_requests)
 from autodecoder.experiment.runtime import pick_device, resolve_seed
 from autodecoder.io.pictures import plot_loss
 from autodecoder.model import checkpoints
 from autodecoder.training import distributed
-from autodecoder.training.data import TrainingSet
+from autodecoder.model.footprint import training_bytes
+from autodecoder.training.data import TrainingSet, data_extent
 from autodecoder.training.loss import train_step
 from autodecoder.training.schedules import code_regularization_weight, epoch_order
 from autodecoder.training.state import Log, Run, find_start, quiet
 
 STOP_MESSAGE = "interrupt: finishing the current batch, then saving latest.pth"
+#: The flag that removes the lock of a run that died on another machine.
+BREAK_LOCK_FLAG = "--break-lock"
 
 
 def train(exp: str | Path, device: str | None = None, seed: int | None = None, resume: str | None = None,
-          progress: bool = True, log: Log = print) -> int:
+          progress: bool = True, log: Log = print, accept_changed_specs: bool = False,
+          ignore_memory: bool = False) -> int:
     """Train the experiment in ``exp``; returns the exit code (0 done, 130 interrupted, 1 a rank was lost).
 
     Args:
@@ -47,6 +54,12 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         resume: ``None``, ``"latest"`` or an epoch number (as a string or int).
         progress: show progress bars.
         log: where messages go.
+        accept_changed_specs: resume although keys that affect training changed (see
+            :func:`autodecoder.training.state.find_start`).
+        ignore_memory: start although the memory estimate exceeds what the process may use.
+
+    The experiment is locked while it trains (``<exp>/.lock``, :func:`autodecoder.experiment.guards.hold_lock`):
+    a second run on it is refused.
     """
     exp = Path(exp)
     ctx = distributed.context_from_environment()
@@ -54,8 +67,10 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
         progress, log = False, quiet
     specs = specs_mod.load(exp, specs_mod.TRAIN)
     dev = distributed.start(ctx, pick_device(device))
+    options = (accept_changed_specs, ignore_memory)
     try:
-        code = _train(exp, specs, ctx, dev, seed, resume, progress, log)
+        with _experiment_lock(exp, ctx, log):
+            code = _train(exp, specs, ctx, dev, seed, resume, progress, log, options)
     except Exception as e:
         if ctx.active and distributed.is_peer_failure(e):
             distributed.report_peer_failure(ctx, ws.latest_file(exp), lambda m: print(m, file=sys.stderr, flush=True))
@@ -65,13 +80,33 @@ def train(exp: str | Path, device: str | None = None, seed: int | None = None, r
     return code
 
 
+@contextlib.contextmanager
+def _experiment_lock(exp: Path, ctx: distributed.Context, log: Log) -> Iterator[None]:
+    """Rank 0 locks the experiment (the other ranks write nothing), after checking that its folders
+    can be written, and removes the temporaries that killed runs left."""
+    if not ctx.main:
+        yield
+        return
+    for sub, what in ((ws.MODEL_DIR, "checkpoint"), (ws.CODES_DIR, "code table")):
+        ensure_writable_dir(exp / sub, what)
+    with hold_lock(exp, "the experiment", log, break_hint=f"pass {BREAK_LOCK_FLAG}"):
+        for folder in (exp, exp / ws.MODEL_DIR, exp / ws.CODES_DIR):
+            clean_stale_temporaries(folder, log)
+        yield
+
+
 def _train(exp: Path, specs: dict, ctx: distributed.Context, dev: torch.device, seed: int | None,
-           resume: str | None, progress: bool, log: Log) -> int:
-    start = find_start(exp, specs, resume, seed)
+           resume: str | None, progress: bool, log: Log, options: tuple[bool, bool]) -> int:
+    accept_changes, ignore_memory = options
+    start = find_start(exp, specs, resume, seed, accept_changes, log)
     seed = distributed.broadcast_int(ctx, resolve_seed(start.seed), dev)  # a drawn seed is rank 0's
     if specs["Threads"] is not None:
         torch.set_num_threads(specs["Threads"])
-    data = TrainingSet.from_specs(ws.data_folder(specs, exp), specs, seed, progress=progress)
+    folder = ws.data_folder(specs, exp)
+    check_memory(training_bytes(specs, *data_extent(folder, specs["UseHDF5"]), torch.get_num_threads()), dev,
+                 f"training {exp}", "lower \"NetworkSpecs\".dims, \"FramesPerBatch\", \"TrainSampleFraction\" "
+                 "or \"TrainChunkSize\"", ignore_memory, log)
+    data = TrainingSet.from_specs(folder, specs, seed, progress=progress)
     run = Run.build(exp, specs, seed, dev, start)
     if specs["FastPath"] and not run.fast:
         log("note: latent_dropout / hidden-layer dropout: the fast path does not apply, training on the plain path")

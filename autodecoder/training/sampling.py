@@ -1,4 +1,4 @@
-"""Which grid points of a frame are trained on (SPEC §2).
+"""Which grid points of a frame are trained on (docs/method.md §2).
 
 Per frame, ``n = int(N0·N1·N2 · fraction)`` points: ``int(0.7·n)`` drawn
 uniformly with replacement from the "near" points (SDF ≤ 0.3), or all near

@@ -12,6 +12,7 @@ Every random draw is keyed by the run's seed (and the epoch), and the global tor
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from autodecoder import __version__
 from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.specs import changed_keys
 from autodecoder.model import checkpoints
 from autodecoder.model.accel import Accel
 from autodecoder.model.decoder import Decoder
@@ -29,6 +31,8 @@ from autodecoder.model.forward import fast_path_applies
 from autodecoder.training.sampling import DRAW_TORCH, rng_for
 from autodecoder.training.schedules import learning_rates, rotation_phase
 
+#: The flag of train.py that resumes with changed specs.
+ACCEPT_FLAG = "--accept-changed-specs"
 #: Standard deviation of the initial rotation angles with ``OptimizeRot`` (radians).
 ANGLE_INIT_STD = math.pi ** 2 / 64
 
@@ -44,8 +48,15 @@ class Start:
     note: str | None = None
 
 
-def find_start(exp: Path, specs: dict, resume: str | int | None, seed: int | None) -> Start:
-    """The start of a run for ``--continue resume`` (None, "latest" or an epoch) and ``--seed seed``."""
+def find_start(exp: Path, specs: dict, resume: str | int | None, seed: int | None,
+               accept_changes: bool = False, log: Callable[[str], None] = print) -> Start:
+    """The start of a run for ``--continue resume`` (None, "latest" or an epoch) and ``--seed seed``.
+
+    Resuming ``latest.pth`` compares the specs saved in it with ``specs``: a changed key that affects
+    training (:func:`autodecoder.experiment.specs.changed_keys`) is refused, naming each key with its
+    old and new value, unless ``accept_changes``; then the run goes on with the new values, and a state
+    saved in the middle of an epoch restarts that epoch from its first batch.
+    """
     if resume is None:
         return Start(seed)
     epoch = checkpoints.parse_epoch(resume)
@@ -60,11 +71,27 @@ def find_start(exp: Path, specs: dict, resume: str | int | None, seed: int | Non
         if seed is not None and seed != state["seed"]:
             raise UserError(f"--seed {seed}: differs from the seed {state['seed']} of the run being resumed "
                             f"({ws.latest_file(exp)}); omit --seed to resume it")
+        _compare_specs(exp, state, specs, accept_changes, log)
         return Start(state["seed"], state=state)
     ck = checkpoints.load_trained(exp, epoch, specs["CodeLength"])
     note = (f"note: {ck.source} is a checkpoint without optimiser state; "
             f"the optimisers restart from zero moments at epoch {epoch + 1}")
     return Start(seed, checkpoint=ck, epoch=epoch, note=note)
+
+
+def _compare_specs(exp: Path, state: dict[str, Any], specs: dict, accept: bool, log: Callable[[str], None]) -> None:
+    changes = changed_keys(state["specs"], specs)
+    if not changes:
+        return
+    listed = "; ".join(f"\"{k}\" {json.dumps(a)} → {json.dumps(b)}" for k, a, b in changes)
+    if not accept:
+        raise UserError(f"{exp / 'specs.json'}: changed since the run being resumed was started ({listed}); "
+                        f"restore the old values, or pass {ACCEPT_FLAG} to go on with the new ones")
+    log(f"note: going on with changed specs ({listed}), as {ACCEPT_FLAG} asks"
+        + ("; the interrupted epoch restarts from its first batch" if state["next_batch"] else ""))
+    state["specs"] = specs
+    if state["next_batch"]:
+        state["next_batch"], state["epoch_sums"] = 0, [0.0, 0.0, 0.0]
 
 
 def init_tables(specs: dict, seed: int) -> tuple[Decoder, torch.Tensor, torch.Tensor]:

@@ -3,21 +3,21 @@
 Each function documents the MATLAB function it reproduces and how Python's
 obvious equivalent differs. Volumes are in MATLAB's axis order
 ``(rows, columns, slices)``, which is the SDF frame order ``(X, Y, Z)`` of
-this project (see :mod:`autodecoder.exports`); indices are 0-based unless a
-name says ``1-based``.
+this project (see :mod:`autodecoder.io.exports`); indices are 0-based unless a
+name says ``1-based``. MATLAB ``dir``'s file order is
+:func:`autodecoder.io.discovery.lexicographic_key`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["matlab_round", "natural_key", "lexicographic_key", "resize_contributions", "imresize3",
-           "imgaussfilt3", "regionprops_centroid", "centroid_rcs"]
+__all__ = ["matlab_round", "resize_contributions", "imresize3", "imgaussfilt3", "regionprops_centroid",
+           "centroid_rcs"]
 
 
 def matlab_round(x):
@@ -31,20 +31,6 @@ def matlab_round(x):
     a = np.asarray(x, dtype=np.float64)
     r = (np.sign(a) * np.floor(np.abs(a) + 0.5)).astype(np.int64)
     return int(r) if r.ndim == 0 else r
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key ordering numbers by value: ``mask_t2`` before ``mask_t10``."""
-    parts = _DIGITS.split(name)
-    return tuple((0, int(p), p) if i % 2 else (1, p, "") for i, p in enumerate(parts))
-
-
-def lexicographic_key(name: str) -> str:
-    """MATLAB ``dir``'s order: character by character (``mask_t10`` before ``mask_t2``)."""
-    return name
 
 
 # --------------------------------------------------------------------------
