@@ -12,6 +12,8 @@ import pytest
 from autodecoder.training import loop as training
 from conftest import run_cli, sphere_sdf_sequence, write_h5
 
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
+
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

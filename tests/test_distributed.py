@@ -16,7 +16,8 @@ import torch
 from autodecoder.training import distributed
 from conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find the ranks")
+pytestmark = [pytest.mark.slow,  # trains models in several processes
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc to find the ranks")]
 
 
 def torchrun(exp: Path, *args: str, nproc: int = 2, popen: bool = False):

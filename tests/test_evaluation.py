@@ -110,6 +110,7 @@ def test_ks_spheres_vs_elongated_ellipsoids(shape_sets, tmp_path):
     assert "spheres" in report and "ellipsoids" in report
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_rows(shape_sets):
     one = pool.describe([shape_sets["ellipsoids"] / "cell_0.h5", shape_sets["ellipsoids"] / "cell_1.h5"],
                       workers=1, progress=False)
@@ -231,6 +232,7 @@ def one_torch_thread(monkeypatch):
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_reconstruction_mode(small_experiment, tmp_path, one_torch_thread):
     res = rec.reconstruction(small_experiment, epoch=10, out_dir=tmp_path / "rec", device="cpu", progress=False,
                             log=lambda s: None)
@@ -260,6 +262,7 @@ def test_reconstruction_mode(small_experiment, tmp_path, one_torch_thread):
     assert rows2 != rows
 
 
+@pytest.mark.slow
 def test_reconstruction_passes_the_decode_options(small_experiment, tmp_path, monkeypatch, one_torch_thread):
     """The experiment's decode options reach the decoder: "FastPath": false decodes on the plain path."""
     import autodecoder.decoding.grid
@@ -281,6 +284,7 @@ def test_reconstruction_passes_the_decode_options(small_experiment, tmp_path, mo
     assert set(seen) == {(False, 1)}
 
 
+@pytest.mark.slow
 def test_reconstruction_refuses_mismatched_data(small_experiment, one_torch_thread):
     specs = json.loads((small_experiment / "specs.json").read_text())
     (Path(specs["DataSource"]) / "seq_005.h5").unlink()
@@ -300,6 +304,7 @@ def assert_one_line_error(r, *needles):
         assert n in lines[0]
 
 
+@pytest.mark.slow
 def test_cli_errors(tmp_path, shape_sets):
     assert_one_line_error(run_cli("evaluate.py", "compare", tmp_path / "missing", shape_sets["spheres"]),
                           "missing", "not found")

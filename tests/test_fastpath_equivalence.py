@@ -79,6 +79,7 @@ def test_fast_path_applies_except_with_dropout_while_training():
 # --------------------------------------------------------------------------
 # training
 
+@pytest.mark.slow
 def test_fast_training_gives_the_plain_loss_curve(tiny_experiment):
     """Same seed: the loss of every epoch and the final weights agree to float rounding, with chunks
     smaller than a frame, and whatever the number of worker threads."""
@@ -98,6 +99,7 @@ def test_fast_training_gives_the_plain_loss_curve(tiny_experiment):
         assert torch.allclose(runs[name]["angles"], runs["plain"]["angles"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_latent_dropout_falls_back_to_the_plain_path(tiny_experiment):
     net = {"dims": [32, 32, 32], "latent_in": [2], "xyz_in_all": True, "latent_dropout": True}
     a = tiny_experiment("a", NumEpochs=2, NetworkSpecs=net, FastPath=True)
@@ -146,6 +148,7 @@ def test_fresh_sampling_draws_new_points_each_epoch_from_a_bounded_pool(tiny_dat
     assert half.values.dtype == torch.float16 and half.batch(torch.tensor([0]), 1).sdf.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_fresh_sampling_trains_and_refuses_on_the_fly_too(tiny_experiment):
     from autodecoder.experiment.errors import UserError
     exp = tiny_experiment("fresh", NumEpochs=2, FreshSampling=True, SamplePoolFactor=4, SampleValueDtype="float16")
@@ -169,6 +172,7 @@ def trained(tmp_path_factory):
     return dec, st["codes"].numpy(), st["angles"].numpy(), exp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 2])
 def test_dense_fast_decoding_equals_plain(trained, threads):
     dec, codes, angles, _ = trained
@@ -187,6 +191,7 @@ def _slope(f: np.ndarray) -> float:
     return max(float(np.abs(np.diff(f, axis=a)).max()) / h[a] for a in range(3))
 
 
+@pytest.mark.slow
 def test_adaptive_extraction_keeps_masks_and_surfaces(trained):
     from skimage.measure import marching_cubes
     dec, codes, angles, _ = trained
@@ -236,6 +241,7 @@ def test_adaptive_on_an_analytic_field_with_a_thin_tube():
 # --------------------------------------------------------------------------
 # GPU options, on the CPU
 
+@pytest.mark.slow
 def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(trained, tiny_experiment):
     dec, codes, angles, _ = trained
     dims = (12, 11, 10)
@@ -257,6 +263,7 @@ def test_bf16_autocast_and_compile_run_on_cpu_close_to_fp32(trained, tiny_experi
     np.testing.assert_allclose(curves["bf16-plain"], curves["fp32"], rtol=0.05)
 
 
+@pytest.mark.slow
 def test_test_py_adaptive_flag_records_the_extraction(trained, tmp_path):
     import h5py
     from autodecoder.cli.test import main as test_main

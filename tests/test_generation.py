@@ -19,6 +19,8 @@ from autodecoder.experiment import workspace as ws
 from autodecoder.io.sequences import read_provenance, read_sequence
 from conftest import REFERENCE, ROOT, run_cli
 
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
+
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):

@@ -24,6 +24,8 @@ from autodecoder.io.sequences import read_provenance, read_sequence
 from autodecoder.model.decoder import Decoder
 from conftest import REFERENCE, run_cli, sphere_sdf_sequence, trained_spheres, write_h5
 
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
+
 
 def _run(exp, kind, epoch=10, **kw):
     return generation.run(exp, kind, epoch=epoch, device="cpu", progress=False, log=lambda s: None, **kw)

@@ -17,6 +17,8 @@ from autodecoder.demo.masks import write_label_tiff
 from autodecoder.io.sequences import write_sequence
 from autodecoder.io.mask_sdf import sdf_sequence
 
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ("voxvol_to_sdf", "quick_preview", "sdf_to_tif", "render_sdf")
 

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import REFERENCE, run_cli
 
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
+
 EXPECTED = sorted(p.name for p in (REFERENCE / "OUT_reconstruct").glob("*.h5"))
 
 

@@ -22,7 +22,9 @@ from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
 from autodecoder.training import loop as training
 from autodecoder.training.state import find_start
-from conftest import ROOT, run_cli, sphere_sdf_sequence, tiny_specs, write_h5
+from conftest import ROOT, run_cli, sphere_sdf_sequence, write_h5
+
+pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
 
 HOLD = """
 import sys, time
@@ -72,7 +74,6 @@ def trained(tmp_path_factory):
 # --------------------------------------------------------------------------
 # 1. locks
 
-@pytest.mark.slow
 def test_second_training_is_refused_and_a_dead_holder_is_taken_over(tiny_experiment, holder):
     exp = tiny_experiment("locked", NumEpochs=1)
     first = holder(exp)
@@ -209,7 +210,6 @@ def test_corrupted_compressed_frame_names_file_and_frame(tiny_experiment, tiny_d
 # --------------------------------------------------------------------------
 # 6. SIGTERM is Ctrl-C
 
-@pytest.mark.slow
 def test_sigterm_saves_training_and_stops_test_py_cleanly(tiny_experiment, trained, tmp_path):
     exp = tiny_experiment("term", NumEpochs=10000, LogFrequency=5000)
     env = dict(os.environ, PYTHONPATH=str(ROOT))

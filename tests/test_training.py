@@ -81,6 +81,7 @@ def _train(exp, **kw):
     return training.train(exp, device="cpu", progress=False, log=lambda s: None, **kw)
 
 
+@pytest.mark.slow
 def test_run_writes_original_layout_and_switches_optimiser(tiny_experiment):
     exp = tiny_experiment(NumEpochs=4, OptRotEpoch=2, LogFrequency=2)
     assert _train(exp, seed=3) == 0
@@ -109,6 +110,7 @@ def test_run_writes_original_layout_and_switches_optimiser(tiny_experiment):
     assert (ws.resolved_specs_file(exp)).is_file()
 
 
+@pytest.mark.slow
 def test_without_rotation_angles_stay_zero(tiny_experiment):
     exp = tiny_experiment(NumEpochs=2, OptimizeRot=False, OptRotEpoch=0)
     assert _train(exp, seed=1) == 0
@@ -128,6 +130,7 @@ def _assert_same(a, b):
     np.testing.assert_allclose(a[2], b[2], atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_after_batches", [4, 6], ids=["mid-epoch", "epoch-end"])
 def test_ctrl_c_then_resume_equals_uninterrupted(tiny_experiment, monkeypatch, stop_after_batches):
     overrides = dict(NumEpochs=4, OptRotEpoch=2, LogFrequency=1, OnTheFlySampling=True,
@@ -157,6 +160,7 @@ def test_ctrl_c_then_resume_equals_uninterrupted(tiny_experiment, monkeypatch, s
     _assert_same(_final_state(ref, 4), _final_state(exp, 4))
 
 
+@pytest.mark.slow
 def test_resume_from_original_checkpoint_restarts_optimisers(tiny_experiment):
     exp = tiny_experiment(NumEpochs=2, LogFrequency=1)
     assert _train(exp, seed=5) == 0
@@ -172,6 +176,7 @@ def test_resume_from_original_checkpoint_restarts_optimisers(tiny_experiment):
     assert _final_state(exp, 2)[1].tolist() == before[1].tolist()  # epoch 2 files untouched
 
 
+@pytest.mark.slow
 def test_resume_with_other_seed_is_refused(tiny_experiment):
     from autodecoder.experiment.errors import UserError
     exp = tiny_experiment(NumEpochs=1)
@@ -180,12 +185,14 @@ def test_resume_with_other_seed_is_refused(tiny_experiment):
         _train(exp, seed=6, resume="latest")
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(tiny_experiment):
     a, b = tiny_experiment("a", NumEpochs=2), tiny_experiment("b", NumEpochs=2)
     assert _train(a, seed=2) == 0 and _train(b, seed=2) == 0
     _assert_same(_final_state(a, 2), _final_state(b, 2))
 
 
+@pytest.mark.slow
 def test_trains_on_mat_files_and_reads_v73(tmp_path, tiny_experiment):
     """MAT v5 files hold (T, X, Y, Z) directly; MAT v7.3 files are HDF5 stored MATLAB-style."""
     import h5py
@@ -205,6 +212,7 @@ def test_trains_on_mat_files_and_reads_v73(tmp_path, tiny_experiment):
     assert scipy.io.loadmat(ws.codes_file(exp, 1))["lat_vecs"].shape == (3, 8)
 
 
+@pytest.mark.slow
 def test_cli_ctrl_c_exits_130_and_keeps_a_resumable_checkpoint(tiny_experiment):
     import subprocess
     import sys

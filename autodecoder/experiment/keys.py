@@ -162,10 +162,12 @@ def default(key: str) -> Any:
     return copy.deepcopy(spec.default)
 
 
-#: Keys that are accepted and have no effect, and why (a one-line warning each).
+#: Keys that are accepted and have no effect: why, and for which values a one-line warning says so.
 UNUSED_KEYS = {
-    "CodeBound": "is read but unused (as in the original)",
-    "DataLoaderThreads": "has no effect (samples are drawn in the training process; see \"Threads\" for CPU threads)",
+    "CodeBound": ("is read but unused (as in the original)", lambda v: True),
+    # the original's default, 1, describes what happens anyway: only another value gets a word
+    "DataLoaderThreads": ("has no effect (samples are drawn in the training process; \"Threads\" sets the CPU "
+                          "threads)", lambda v: v != 1),
 }
 
 #: Keys of earlier versions that the authors' specs files still carry:

@@ -122,8 +122,8 @@ def validate(raw: dict, path: Path, command: str) -> dict:
             _fail(path, key, f"a value (\"{key}\" is required for {command}ing)", show_value=False)
         if spec.has_default:
             specs[key] = copy.deepcopy(spec.default)
-    for key, why in UNUSED_KEYS.items():
-        if key in raw:
+    for key, (why, worth_saying) in UNUSED_KEYS.items():
+        if key in raw and worth_saying(raw[key]):
             warnings.warn(f"{path}: key \"{key}\" {why}", SpecsWarning, stacklevel=2)
     if isinstance(specs.get("Description"), str):
         specs["Description"] = [specs["Description"]]

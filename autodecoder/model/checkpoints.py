@@ -55,6 +55,9 @@ def _torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         blocked = re.search(r"unsupported GLOBAL ([\w.]+)", str(e))
+        if blocked is None:  # torch's own text would advise loading it unsafely: not relayed
+            raise UserError(f"{path}: not a readable PyTorch checkpoint (damaged, or not written by torch.save)") \
+                from None
         what = f" ({blocked.group(1)})" if blocked else ""
         raise UserError(f"{path}: holds Python objects{what} besides tensors; it is not a checkpoint of this "
                         "project or of the original, and is not loaded (its code is never run)") from None
