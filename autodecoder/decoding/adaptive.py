@@ -181,7 +181,8 @@ def _certify(cand: tuple[np.ndarray, np.ndarray, np.ndarray], new_lats: list[np.
 
 def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[int, int, int],
                     levels: Iterable[float] = (0.0,), lipschitz: float | None = None, coarse: int = COARSE,
-                    stats: dict | None = None, certify_below: int = CERTIFY_BELOW) -> np.ndarray:
+                    stats: dict | None = None, certify_below: int = CERTIFY_BELOW,
+                    spacing: tuple[float, float, float] | None = None) -> np.ndarray:
     """One frame, float32 ``dims``, decoded densely only near the level sets ``levels``.
 
     Args:
@@ -195,6 +196,9 @@ def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[in
             network evaluations (= voxels holding the network's value).
         certify_below: lattice steps (voxels) at which new points are first
             bounded and evaluated only when the bound leaves their side open.
+        spacing: distance between neighbouring voxels along each axis in the units of the
+            slope bound (default ``2 / (N - 1)``: the grid spans [-1, 1]); another spacing
+            for a grid that covers only part of the model's cube, anisotropic ones included.
 
     Every lattice point holds an interval ``[lo, hi]`` known to contain the
     network's value (a single value where evaluated). A cell of a lattice is
@@ -210,7 +214,7 @@ def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[in
     """
     dims = tuple(int(n) for n in dims)
     lip = lipschitz_bound() if lipschitz is None else float(lipschitz)
-    ex = _Extraction(evaluate, dims, levels, lip, certify_below)
+    ex = _Extraction(evaluate, dims, levels, lip, certify_below, spacing)
     ex.start(1 << max(0, int(math.floor(math.log2(max(1, coarse))))))
     while ex.step > 1 and ex.refine():
         pass
@@ -227,10 +231,12 @@ class _Extraction:
     values, intervals ``lo``/``hi``, which points are exact or bounded, which cells are still open)."""
 
     def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[int, int, int],
-                 levels: Iterable[float], lip: float, certify_below: int) -> None:
+                 levels: Iterable[float], lip: float, certify_below: int,
+                 spacing: tuple[float, float, float] | None = None) -> None:
         self.evaluate, self.dims, self.lip, self.certify_below = evaluate, dims, lip, certify_below
         self.levels = np.asarray(sorted(set(float(v) for v in levels)), dtype=np.float32)
-        self.spacing = [2.0 / (n - 1) if n > 1 else 0.0 for n in dims]
+        default = [2.0 / (n - 1) if n > 1 else 0.0 for n in dims]
+        self.spacing = default if spacing is None else [float(s) if n > 1 else 0.0 for s, n in zip(spacing, dims)]
         self.strides = (dims[1] * dims[2], dims[2], 1)
         self.n_eval = 0
 

@@ -74,7 +74,11 @@ class PointDecoder:
 
     @torch.inference_mode()
     def _run(self, index: torch.Tensor, out: torch.Tensor) -> None:
-        xyz = rotated_points(index, self.dims, self.rot)[None]
+        self._forward(rotated_points(index, self.dims, self.rot)[None], out)
+
+    @torch.inference_mode()  # also in worker threads, which do not inherit the mode
+    def _forward(self, xyz: torch.Tensor, out: torch.Tensor) -> None:
+        """The network at rotated points ``xyz`` (1, m, 3), into ``out`` (m,)."""
         if self.accel is not None:
             with self.accel.context():
                 pred = (self.accel.forward or forward_points)(self.decoder, self.layers, self._biases, xyz)
@@ -85,27 +89,43 @@ class PointDecoder:
     @torch.inference_mode()
     def evaluate(self, index: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """SDF (float32, on the CPU) at flat voxel indices ``index``, or at the whole grid when None."""
-        if self._biases is None:
-            raise RuntimeError("set_time() first")
         n = int(np.prod(self.dims)) if index is None else len(index)
         if index is not None:
             index = torch.as_tensor(np.asarray(index, dtype=np.int64) if isinstance(index, np.ndarray) else index)
             index = index.to(self.device)
+
+        def job(s: int, e: int, out: torch.Tensor) -> None:
+            self._run(torch.arange(s, e, device=self.device) if index is None else index[s:e], out)
+        return self._in_chunks(n, job)
+
+    def _in_chunks(self, n: int, job) -> torch.Tensor:
+        """Run ``job(start, end, out[start:end])`` over chunks of ``n`` points, in worker threads on the CPU."""
+        if self._biases is None:
+            raise RuntimeError("set_time() first")
         out = torch.empty(n, dtype=torch.float32, device=self.device)
-
-        def job(s: int) -> None:
-            e = min(s + self.chunk, n)
-            self._run(torch.arange(s, e, device=self.device) if index is None else index[s:e], out[s:e])
-
         starts = list(range(0, n, self.chunk))
+
+        def one(s: int) -> None:
+            e = min(s + self.chunk, n)
+            job(s, e, out[s:e])
+
         if self.threads > 1 and len(starts) > 1 and self.device.type == "cpu":
             with single_thread_ops(), ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(job, starts))
+                list(pool.map(one, starts))
         else:
             for s in starts:
-                job(s)
+                one(s)
         self.evaluations += n
         return out.cpu()
+
+    @torch.inference_mode()
+    def evaluate_points(self, xyz: np.ndarray) -> np.ndarray:
+        """SDF (float32 (m,)) at arbitrary model coordinates ``xyz`` (m, 3), rotated as the grid's points are."""
+        pts = torch.as_tensor(np.asarray(xyz, dtype=np.float32), device=self.device)
+
+        def job(s: int, e: int, out: torch.Tensor) -> None:
+            self._forward((pts[s:e] @ self.rot)[None], out)
+        return self._in_chunks(len(pts), job).numpy()
 
     def evaluator(self):
         """This decoder (time already set) as ``evaluate(flat int64 indices) -> float32 values`` for
