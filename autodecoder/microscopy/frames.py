@@ -70,8 +70,10 @@ class FrameRenderer:
             self.psf = optics.psf(settings, self.fine_vox)
 
     def _box(self, centre_um: np.ndarray, radius_um: float) -> tuple[tuple[slice, ...], list[np.ndarray]] | None:
-        """The fine voxels within ``radius_um`` of ``centre_um`` (z, y, x), and their model coordinates
-        per image axis (z, y, x); None when the box misses the field."""
+        """The fine voxels within ``radius_um`` of ``centre_um`` (z, y, x) along each axis, inside the model's
+        cube (the shape is not defined beyond it), and their model coordinates per image axis (z, y, x);
+        None when the box misses the field."""
+        radius_um = min(float(radius_um), self.half_cube)
         slices, coords = [], []
         for axis, c in enumerate(np.asarray(centre_um, float)):
             pos = self.centres[axis]

@@ -63,14 +63,15 @@ class ModelSource:
 
 
 class FileSource:
-    """Cells from files: the sequences found in ``paths``, the same ones in every sequence."""
+    """Cells from files: the sequences found in ``paths``, in turn (repeated when more cells are asked for),
+    the same ones in every sequence."""
 
     def __init__(self, paths: list[str | Path]) -> None:
         self.paths = [str(p) for p in paths]
         self.found = file_cells(collect_sequences(paths, "input"))
 
     def cells(self, count: int, seed: int, k: int) -> list[Cell]:
-        return self.found[:count]
+        return [self.found[i % len(self.found)] for i in range(count)]
 
     def info(self) -> dict[str, Any]:
         return {"source": "files", "inputs": self.paths, "cells": len(self.found)}
