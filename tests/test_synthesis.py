@@ -191,3 +191,15 @@ def test_model_cells_are_evaluated_by_the_network_on_the_output_grid(tmp_path):
         inside &= (np.abs(pts).max(axis=1) <= box).reshape(z.shape)
         labels = tifffile.imread(out / f"01_GT/SEG/man_seg00{t}.tif")
         assert inside.any() and np.array_equal(labels > 0, inside)
+
+
+def test_ome_zarr_output_reads_back(tmp_path):
+    pytest.importorskip("ome_zarr")  # the "zarr" extra, installed by setup.sh
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    out = run(tmp_path, {"ell": ellipsoid()}, config(output={"ome_zarr": True, "ome_tiff": False}))
+    nodes = list(Reader(parse_url(str(out / "ome/sequence_01.ome.zarr")))())
+    image = np.asarray(nodes[0].data[0])
+    assert image.shape == (3, 24, 64, 64) and image.dtype == np.uint16
+    assert np.array_equal(image[1], tifffile.imread(out / "01/t001.tif"))
+    assert not (out / "ome/sequence_01.ome.tif").exists()  # OME-TIFF was not asked for

@@ -14,6 +14,9 @@
    kind of cell and overall.
 5. Write shape-descriptor reports (``experiments/demo/evaluation/*/report.md``)
    comparing the reconstructed and the generated cells with the training cells.
+6. Synthesise a small microscopy dataset from the trained model (three new cells drawn by
+   ``sample``, its 12 frames, Cell Tracking Challenge layout and OME-TIFF) in
+   ``experiments/demo/synthetic``, with a picture of one frame (image, labels, lineage).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from autodecoder.experiment import specs as specs_mod
 from autodecoder.experiment import workspace as ws
 from autodecoder.io.discovery import list_sequence_files
 from autodecoder.demo.masks import convert_demo_masks
+from autodecoder.microscopy.config import build_config
+from autodecoder.microscopy.figures import dataset_figure
+from autodecoder.microscopy.run import ModelSource, synthesize
 from autodecoder.model import checkpoints
 from autodecoder.training import loop as training
 
@@ -123,7 +129,24 @@ def command(args: argparse.Namespace) -> int:
     print(f"previews: {exp / ws.OUT_DIRS['reconstruct']}/*/png, {exp / ws.OUT_DIRS['generate']}/*/png")
     print(f"loss curve: {ws.loss_plot_file(exp)}")
     print("shape reports: " + ", ".join(str(r) for r in reports))
+    picture = synthesize_demo(exp, args, progress)
+    print(f"synthetic microscopy: {exp / SYNTHETIC} (CTC layout, OME-TIFF); one frame: {picture}")
     return 0
+
+
+#: The demo's synthetic microscopy: a 40 × 40 × 24 µm field, three cells of about 10 µm, its 12 frames.
+SYNTHETIC = "synthetic"
+SYNTHETIC_CONFIG = {"field": {"shape_zyx": [48, 160, 160], "voxel_size_xyz": [0.25, 0.25, 0.5], "frames": DEMO_FRAMES,
+                              "cube_size_um": 16.0},
+                    "cells": {"count": 3}, "scene": {"offset_frames": 4}}
+
+
+def synthesize_demo(exp: Path, args: argparse.Namespace, progress: bool) -> Path:
+    """Write the demo's synthetic dataset (replacing an earlier one) and its picture; returns the picture."""
+    out = exp / SYNTHETIC
+    source = ModelSource(exp, "latest", args.device, "sample", None, adaptive=True)
+    synthesize(source, build_config(overrides=SYNTHETIC_CONFIG), out, args.seed, progress=progress, replace=True)
+    return dataset_figure(out, out / "frame.png")
 
 
 def build_parser() -> base.Parser:
