@@ -22,7 +22,7 @@ from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
 from autodecoder.training import loop as training
 from autodecoder.training.state import find_start
-from conftest import ROOT, run_cli, sphere_sdf_sequence, write_h5
+from conftest import ROOT, sphere_sdf_sequence, write_h5
 
 pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
 
@@ -34,6 +34,21 @@ with hold_lock(Path(sys.argv[1]), "the test folder", log=lambda s: None):
     print("held", flush=True)
     time.sleep(60)
 """
+
+
+MAINS = {"train.py": "autodecoder.cli.train", "test.py": "autodecoder.cli.test", "evaluate.py": "autodecoder.cli.evaluate"}
+
+
+def run_cli(script: str, *args) -> subprocess.CompletedProcess:
+    """A command line run in this process (as ``conftest.run_cli`` runs it in a new one, without the seconds
+    of starting Python and torch): its exit status and what it printed."""
+    import contextlib
+    import importlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = importlib.import_module(MAINS[script]).main([str(a) for a in args])
+    return subprocess.CompletedProcess([script, *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 def _train(exp: Path, **kw) -> int:

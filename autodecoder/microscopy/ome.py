@@ -99,19 +99,20 @@ def write_ome_tiff(path: Path | str, images: Frames, voxel_size_zyx: Sequence[fl
     roles = ("images", "labels")
     with ExitStack() as stack:  # every file appears complete, or not at all
         temps = [stack.enter_context(atomic_path(target)) for target in targets]
-        maps: list[np.memmap] = []
         for t in range(count):
             frames = [_next_frame(s, target, t) for s, target in zip(streams, targets)]
             if t == 0:  # the shape is known from the first frame: create the files
                 maps = [_create(tmp, (count, *frames[0].shape), _ome_metadata(
                     voxel_size_zyx, time_increment_s, name, seeded_uuid(uuid_seed, name, role)))
                     for tmp, role in zip(temps, roles)]
+            else:  # mapped again for each frame: written pages leave the process with the mapping
+                maps = [tifffile.memmap(tmp, mode="r+") for tmp in temps]
             for mapped, frame, target in zip(maps, frames, targets):
                 if frame.shape != mapped.shape[1:]:
                     raise UserError(f"{target} frame {t}: shape {frame.shape}, expected {mapped.shape[1:]}")
                 mapped[t] = frame
-                mapped.flush()  # the frame goes to the file; nothing accumulates in memory
-        del maps
+                mapped.flush()
+            del maps  # memory holds one frame, whatever the number of frames
     return targets
 
 
