@@ -14,9 +14,10 @@
    kind of cell and overall.
 5. Write shape-descriptor reports (``experiments/demo/evaluation/*/report.md``)
    comparing the reconstructed and the generated cells with the training cells.
-6. Synthesise a small microscopy dataset from the trained model (three new cells drawn by
-   ``sample``, its 12 frames, Cell Tracking Challenge layout and OME-TIFF) in
-   ``experiments/demo/synthetic``, with a picture of one frame (image, labels, lineage).
+6. Synthesise a small microscopy dataset from the trained model (its first three learned cells,
+   one of each kind, decoded by the network on the image grid; its 12 frames; Cell Tracking
+   Challenge layout and OME-TIFF) in ``experiments/demo/synthetic``, with a picture of one frame
+   (image, labels, lineage).
 """
 
 from __future__ import annotations
@@ -134,17 +135,18 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The demo's synthetic microscopy: a 40 × 40 × 24 µm field, three cells of about 10 µm, its 12 frames.
+#: The demo's synthetic microscopy: a 44 × 44 × 24 µm field, its three first learned cells (one of each kind:
+#: dividing, filopodial, deforming; 10–20 µm across), its 12 frames, each cell at its own phase.
 SYNTHETIC = "synthetic"
-SYNTHETIC_CONFIG = {"field": {"shape_zyx": [48, 160, 160], "voxel_size_xyz": [0.25, 0.25, 0.5], "frames": DEMO_FRAMES,
-                              "cube_size_um": 16.0},
-                    "cells": {"count": 3}, "scene": {"offset_frames": 4}}
+SYNTHETIC_CONFIG = {"field": {"shape_zyx": [48, 176, 176], "voxel_size_xyz": [0.25, 0.25, 0.5], "frames": DEMO_FRAMES,
+                              "cube_size_um": 20.0},
+                    "cells": {"count": 3}, "scene": {"offset_frames": 3}}
 
 
 def synthesize_demo(exp: Path, args: argparse.Namespace, progress: bool) -> Path:
     """Write the demo's synthetic dataset (replacing an earlier one) and its picture; returns the picture."""
     out = exp / SYNTHETIC
-    source = ModelSource(exp, "latest", args.device, "sample", None, adaptive=True)
+    source = ModelSource(exp, "latest", args.device, "reconstruct", None, adaptive=True)
     synthesize(source, build_config(overrides=SYNTHETIC_CONFIG), out, args.seed, progress=progress, replace=True)
     return dataset_figure(out, out / "frame.png")
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.specs import read_json
+from autodecoder.microscopy.camera import CameraSettings
+from autodecoder.microscopy.optics import PSFSettings
 
 
 @dataclass
@@ -84,14 +86,14 @@ class OpticsConfig:
     """The microscope (see :class:`autodecoder.microscopy.optics.PSFSettings`)."""
 
     psf: bool = True
-    modality: str = "widefield"
-    model: str = "vectorial"
-    na: float = 1.0
-    emission_um: float = 0.52
-    excitation_um: float = 0.488
-    ni: float = 1.33
-    ns: float = 1.37
-    pinhole_au: float = 1.0
+    modality: str = PSFSettings.modality  # the microscope's defaults are PSFSettings'
+    model: str = PSFSettings.model
+    na: float = PSFSettings.na
+    emission_um: float = PSFSettings.emission_um
+    excitation_um: float = PSFSettings.excitation_um
+    ni: float = PSFSettings.ni
+    ns: float = PSFSettings.ns
+    pinhole_au: float = PSFSettings.pinhole_au
     oversample_z: int = 3  # odd: the middle fine plane is the output voxel centre
     depth_attenuation: bool = False
     attenuation_z0: float = 10.0  # voxels
@@ -104,12 +106,12 @@ class CameraConfig:
     """Detector and time (see :class:`autodecoder.microscopy.camera.CameraSettings`)."""
 
     noise: bool = True
-    quantum_efficiency: float = 0.8
-    gain_adu_per_e: float = 2.17
-    offset_adu: float = 100.0
-    read_noise_e: float = 1.4
-    em_gain: float | None = None
-    bit_depth: int = 16
+    quantum_efficiency: float = CameraSettings.quantum_efficiency  # the detector's defaults are CameraSettings'
+    gain_adu_per_e: float = CameraSettings.gain_adu_per_e
+    offset_adu: float = CameraSettings.offset_adu
+    read_noise_e: float = CameraSettings.read_noise_e
+    em_gain: float | None = CameraSettings.em_gain
+    bit_depth: int = CameraSettings.bit_depth
     target_snr: float | None = 10.0  # with target_cr: the photon budget is solved on the first frame
     target_cr: float | None = 1.5
     peak_photons: float = 200.0  # used when no target is given
