@@ -32,7 +32,7 @@ def build_parser() -> base.Parser:
     src.add_argument("--temperature", type=float, help="-t sample: spread of the draws (default 1)")
     src.add_argument("--inputs", nargs="+", metavar="PATH", help="SDF sequences (.h5/.mat) and mask TIFF folders "
                      "or stacks instead of a model (each grid spans the model cube)")
-    p.add_argument("--num", type=int, help="cells per sequence (default: cells.count of the configuration, 5)")
+    p.add_argument("--num", type=int, help="cells per sequence (default: cells.count of the configuration, 4)")
     p.add_argument("--threshold", type=float, help="the cell is sdf <= THRESHOLD (default 0; 0.035 for filopodia)")
     p.add_argument("--config", metavar="FILE.json", help="synthesis settings (see docs/synthesis.md)")
     p.add_argument("--preset", choices=tuple(PRESETS), help="optics and noise preset")
