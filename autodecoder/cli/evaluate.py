@@ -1,4 +1,4 @@
-"""``python evaluate.py reconstruction|compare …``: the command line of :mod:`autodecoder.evaluation`."""
+"""``python evaluate.py reconstruction|compare|images …``: the command line of :mod:`autodecoder.evaluation`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Sequence
 from autodecoder.cli import base
 from autodecoder.evaluation.compare import compare
 from autodecoder.evaluation.descriptors import SURFACES
+from autodecoder.evaluation.image_compare import NORMALISATIONS, compare_images
 from autodecoder.evaluation.pool import default_workers
 from autodecoder.evaluation.reconstruction import reconstruction
 from autodecoder.evaluation.statistics import GENERATED, REAL
 from autodecoder.experiment.errors import UserError
 
 EXAMPLES = ("python evaluate.py reconstruction -x experiments/demo -e latest",
-            "python evaluate.py compare data/demo experiments/demo/OUT_randomgen --out evaluation")
+            "python evaluate.py compare data/demo experiments/demo/OUT_randomgen --out evaluation",
+            "python evaluate.py images real_ctc/ synthetic/ --out evaluation/images")
 
 
 def _reconstruction_options(p: argparse.ArgumentParser) -> None:
@@ -49,8 +51,25 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
     base.add_progress(p)
 
 
+def _images_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``evaluate.py images``."""
+    p.add_argument("real", metavar="REAL", help="real images: a folder of 3-D TIFF/OME-TIFF frames, a 4-D stack "
+                   "(T, Z, Y, X), or a CTC dataset or sequence folder (masks from its _GT folder)")
+    p.add_argument("synthetic", metavar="SYNTHETIC", help="synthetic images, in any of the same forms")
+    p.add_argument("--real-masks", metavar="DIR", help="masks of the real images: a folder of 3-D mask TIFFs or a "
+                   "4-D stack (default: found with the images, else none)")
+    p.add_argument("--synthetic-masks", metavar="DIR", help="masks of the synthetic images (as --real-masks)")
+    p.add_argument("--out", default="evaluation/images", help="output folder (default: evaluation/images)")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default="none",
+                   help="intensities for the Wasserstein scores and histograms: as recorded (default) or each "
+                        "frame divided by its 99.9th percentile (different cameras or bit depths)")
+    p.add_argument("--names", nargs=2, default=["real", "synthetic"], metavar=("REAL", "SYNTHETIC"),
+                   help="names of the two sides in the report (default: real synthetic)")
+    base.add_progress(p)
+
+
 def build_parser() -> base.Parser:
-    """``evaluate.py`` with its two modes."""
+    """``evaluate.py`` with its three modes."""
     p = base.parser("evaluate.py", "How close are learned and generated cells to real ones?", EXAMPLES)
     sub = base.subcommands(p)
     _reconstruction_options(sub.add_parser(
@@ -58,6 +77,9 @@ def build_parser() -> base.Parser:
         "frame by frame"))
     _compare_options(sub.add_parser(
         "compare", help="shape descriptors of two sets of cells, KS tests, plots and a report"))
+    _images_options(sub.add_parser(
+        "images", help="realism of synthetic microscopy images: per-region Wasserstein scores, edge curves, "
+        "SNR/CR, histograms and spectra against real images, with a report"))
     return p
 
 
@@ -82,6 +104,10 @@ def command(args: argparse.Namespace) -> int:
     if args.mode == "reconstruction":
         reconstruction(args.experiment, epoch=args.epoch, out_dir=args.out, dims=args.dims,
                        threshold=args.threshold, device=args.device, progress=not args.no_progress)
+    elif args.mode == "images":
+        compare_images(args.real, args.synthetic, real_masks=args.real_masks, synthetic_masks=args.synthetic_masks,
+                       out_dir=args.out, normalise=args.normalise, names=tuple(args.names),
+                       progress=not args.no_progress)
     else:
         _compare(args)
     return 0

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Sequence
 
 from autodecoder.cli import base
-from autodecoder.decoding.options import TYPES, Exports, LatentOptions, check_options
+from autodecoder.decoding.options import TYPES, Exports, LatentOptions, check_options, parse_shard
 from autodecoder.decoding.run import run
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import REPLACE_FLAG
 from autodecoder.experiment.workspace import output_dir
 from autodecoder.io.exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, check_mesh_options
+from autodecoder.io.sequences import COMPACT_BAND, COMPACT_OUTSIDE, STORES
 from autodecoder.training.distributed import context_from_environment
 
 
@@ -25,6 +26,7 @@ def build_parser() -> base.Parser:
                         "python test.py -x experiments/demo -e latest -t fit --target cell.h5",
                         "python test.py -x experiments/demo -e latest -t interpolate --from 0 --to 3 --steps 6",
                         "python test.py -x experiments/filo -t generate_filo --tif --threshold 0.035",
+                        "python test.py -x experiments/demo -e latest -t generate --seed 1 --adaptive --shard 0/4",
                     ])
     base.add_experiment(p)
     p.add_argument("-t", "--type", required=True, metavar="TYPE", help=" | ".join(TYPES))
@@ -42,6 +44,7 @@ def build_parser() -> base.Parser:
                     "--threshold): same masks and meshes, far fewer network evaluations; SDF values away from "
                     "the surface are interpolated (see experiments/README.md)")
     ex.add_argument("--dense", dest="adaptive", action="store_false", help="decode every voxel (the default)")
+    _storage_options(p)
     _latent_options(p)
     g = p.add_argument_group("exports, beside each output file in <out>/<file stem>/")
     g.add_argument("--tif", action="store_true", help="binary TIFF per frame and an ImageJ hyperstack (TZYX)")
@@ -54,6 +57,20 @@ def build_parser() -> base.Parser:
     g.add_argument("--voxel-size", type=base.voxel_size, metavar="UM",
                    help="voxel size in um, 0.2 or 0.2,0.2,0.5 along X, Y, Z (calibrates TIFFs and um meshes)")
     return p
+
+
+def _storage_options(p: base.Parser) -> None:
+    st = p.add_argument_group("what is stored, and sharding (docs/method.md §5)")
+    st.add_argument("--store", choices=STORES, help="dense: every voxel's SDF value (default without --adaptive); "
+                    "compact (default with --adaptive): the values where sdf <= max(0.035, --threshold) and in a "
+                    f"band of --band voxels around it, {COMPACT_OUTSIDE:g} farther out; the same sdf_vid layout, "
+                    "gzip + shuffle, masks at 0, 0.035 and --threshold unchanged, far smaller files; mask: uint8 "
+                    "mask_vid, 1 where sdf <= --threshold (no exports)")
+    st.add_argument("--band", type=int, metavar="B", help=f"--store compact: voxels kept beyond the cell (default "
+                    f"{COMPACT_BAND}: past sdf 0.1, the fit's clamp, on 256³ grids)")
+    st.add_argument("--shard", metavar="I/N", help="write only sequences k with k mod N = I (I from 0), e.g. a "
+                    "job array's task; needs --seed; each file is byte for byte what one run writes with --shard "
+                    "0/1 (no 'created' attribute); shards lock <out>/.shard-I-of-N, so they may run at once")
 
 
 def _latent_options(p: base.Parser) -> None:
@@ -87,11 +104,12 @@ def command(args: argparse.Namespace) -> int:
     options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,
                                                      args.start, args.end, args.steps, args.path, args.iterations,
                                                      args.lr, args.clamp))
+    shard = parse_shard(args.shard) if args.shard is not None else None
     out = Path(args.out) if args.out else output_dir(Path(args.experiment), args.type)
-    base.break_stale_lock(out, args.break_lock)
+    base.break_stale_lock(out / shard.lock_folder if shard else out, args.break_lock)
     run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed, out_dir=out,
         progress=not args.no_progress, exports=exports, options=options, adaptive=args.adaptive,
-        replace=args.replace, ignore_memory=args.ignore_memory)
+        replace=args.replace, ignore_memory=args.ignore_memory, store=args.store, band=args.band, shard=shard)
     return 0
 
 

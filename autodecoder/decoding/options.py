@@ -7,9 +7,15 @@ that does not use it, a type's missing required option, and out-of-range values,
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from autodecoder.experiment.errors import UserError
+from autodecoder.io.exports import FILO_THRESHOLD
+from autodecoder.io.sequences import COMPACT_BAND, COMPACT_OUTSIDE, STORES, Storage
+
+T = TypeVar("T")
 
 #: The types of ``test.py -t``: the original's three, then the ones this project adds.
 TYPES = ("reconstruct", "generate", "generate_filo", "sample", "fit", "interpolate")
@@ -99,3 +105,72 @@ def check_options(kind: str, options: LatentOptions | None) -> LatentOptions:
         if value is not None and not ok(value):
             raise UserError(f"{OPTION_TYPES[name][0]} {value}: expected {what}")
     return opts
+
+
+def resolve_storage(store: str | None, adaptive: bool, exports: Exports | None, band: int | None = None) -> Storage:
+    """``--store`` and ``--band``: how the frames are stored (:class:`~autodecoder.io.sequences.Storage`).
+
+    Default ``compact`` with adaptive extraction (its values far from the surface are interpolated
+    anyway), ``dense`` otherwise (the original's files). ``compact`` keeps the masks at 0, the
+    filopodial 0.035 and ``--threshold``; ``mask`` stores ``sdf <= --threshold`` and has no exports.
+    """
+    mode = store if store is not None else ("compact" if adaptive else "dense")
+    threshold = exports.threshold if exports is not None else 0.0
+    if mode not in STORES:
+        raise UserError(f"--store {mode}: expected one of {', '.join(STORES)}")
+    if band is not None and mode != "compact":
+        raise UserError(f"--band {band}: only used by --store compact, not by --store {mode}")
+    if band is not None and band < 1:  # marching cubes reads the voxels just outside the surface
+        raise UserError(f"--band {band}: expected an integer >= 1 (voxels kept beyond the cell)")
+    if mode == "mask" and exports is not None and exports.any():
+        raise UserError("--store mask: the exports (--tif, --png, --mesh) read SDF values; use --store compact")
+    if mode == "compact" and not threshold < COMPACT_OUTSIDE:
+        raise UserError(f"--threshold {threshold:g}: compact files store {COMPACT_OUTSIDE:g} beyond their band; "
+                        f"expected a threshold below {COMPACT_OUTSIDE:g} (or --store dense)")
+    return Storage(mode, levels=tuple(sorted({0.0, FILO_THRESHOLD, float(threshold)})),
+                   band=COMPACT_BAND if band is None else int(band), threshold=float(threshold))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """``--shard I/N``: this process writes sequence ``k`` of a type's list when ``k mod N == I``."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def lock_folder(self) -> str:
+        """The folder (inside the output folder) whose lock this shard holds: one per shard."""
+        return f".shard-{self.index}-of-{self.count}"
+
+    def take(self, items: list[T]) -> list[T]:
+        """This shard's items: every N-th from the I-th (round robin: neighbours, often alike, spread out)."""
+        return items[self.index::self.count]
+
+
+def parse_shard(text: str) -> Shard:
+    """``I/N`` with ``0 <= I < N``."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if m is None:
+        raise UserError(f"--shard {text}: expected I/N, shard I of N counted from 0 (e.g. 0/4 … 3/4)")
+    index, count = int(m.group(1)), int(m.group(2))
+    if count < 1 or index >= count:
+        raise UserError(f"--shard {text}: expected 0 <= I < N (shards are counted from 0), N >= 1")
+    return Shard(index, count)
+
+
+def check_shard(shard: Shard | None, kind: str, seed: int | None, replace: bool) -> None:
+    """Refuse what would make the shards differ from one run, or race with one another."""
+    if shard is None:
+        return
+    if kind == "fit":
+        raise UserError(f"--shard {shard}: -t fit decodes one sequence; nothing to split")
+    if seed is None:
+        raise UserError(f"--shard {shard}: needs --seed S, the same for every shard, so that they draw the "
+                        "sequences of one run")
+    if replace and shard.count > 1:
+        raise UserError(f"--shard {shard}: not with --replace (shards running at once would remove the same "
+                        "files); clear the folder first, or use a new one")

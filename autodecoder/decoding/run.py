@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.io
@@ -21,7 +22,8 @@ from tqdm import tqdm
 from autodecoder import __version__
 from autodecoder.decoding import latent
 from autodecoder.decoding.fitting import DEFAULT_ITERATIONS, DEFAULT_LR, check_specs, fit_code
-from autodecoder.decoding.options import DEFAULT_PATH, Exports, LatentOptions, check_options
+from autodecoder.decoding.options import (DEFAULT_PATH, Exports, LatentOptions, Shard, check_options, check_shard,
+                                          resolve_storage)
 from autodecoder.decoding.provenance import ORIGIN_KEYS, output_provenance, same_origin
 from autodecoder.decoding.trained import TrainedModel, load_model
 from autodecoder.decoding.types import Job, plan, read_centre
@@ -33,7 +35,7 @@ from autodecoder.experiment.guards import (atomic_path, check_memory, check_outp
 from autodecoder.experiment.runtime import resolve_seed
 from autodecoder.io.exports import export_sequence
 from autodecoder.io.pictures import contact_sheet, mip
-from autodecoder.io.sequences import SequenceFile, SequenceWriter, sequence_suffix
+from autodecoder.io.sequences import SequenceFile, SequenceWriter, Storage, sequence_suffix
 from autodecoder.model.footprint import decoding_bytes
 
 
@@ -49,6 +51,7 @@ class OutputType:
         self.dims = tuple(model.specs["ReconstructionDims"])
         self.n_frames = model.specs["ReconstructionFramesPerSequence"]
         self.attrs: dict[str, Any] = {}
+        self.whole = True  # False when --shard gives this process only some of the sequences
 
     def jobs(self) -> list[Job]:
         return plan(self.kind, self.model.codes, self.model.angles, self.model.specs["NumSequences"], self.seed,
@@ -91,6 +94,9 @@ class Interpolate(OutputType):
         self.mips.append(mip(frame <= self.threshold))
 
     def finish(self, out: Path, written: list[Path]) -> None:
+        if not self.whole:  # a shard holds only some rows; a partial sheet under the common name would clash
+            self.log("interpolate: no contact sheet with --shard (each shard decodes only some of the steps)")
+            return
         sheet = ws.interpolation_sheet(out, self.tag)
         contact_sheet(self.mips, sheet, columns=self.n_frames)
         self.log(f"interpolate: contact sheet (rows: {len(written)} steps from code {self.opts.start} to "
@@ -141,13 +147,18 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         seed: int | None = None, out_dir: str | Path | None = None, progress: bool = True,
         log: Callable[[str], None] = print, exports: Exports | None = None,
         options: LatentOptions | None = None, adaptive: bool = False, replace: bool = False,
-        ignore_memory: bool = False) -> list[Path]:
+        ignore_memory: bool = False, store: str | None = None, band: int | None = None,
+        shard: Shard | None = None) -> list[Path]:
     """Decode and write the sequences of ``kind`` for the experiment ``exp``; returns the SDF files written.
 
     With ``exports``, each file's TIFF / PNG / mesh exports go to ``<out>/<file stem>/``. ``options``
     are those of ``sample``, ``fit`` and ``interpolate`` (:class:`~autodecoder.decoding.options.LatentOptions`).
     ``adaptive``: adaptive extraction (exact masks and surfaces at 0 and the export threshold,
     interpolated SDF values away from them; see :mod:`autodecoder.decoding.adaptive`), else dense decoding.
+    ``store``: ``dense``, ``compact`` or ``mask`` (default compact with ``adaptive``, else dense), ``band``
+    the compact band in voxels (:func:`autodecoder.decoding.options.resolve_storage`). ``shard``: write only
+    this shard's sequences, each exactly as one run would (no ``created`` attribute, so that the shards'
+    files are byte for byte those of one ``--shard 0/1`` run), holding a lock of its own.
 
     The output folder is locked while the run writes into it; outputs of another experiment,
     checkpoint, epoch or type already in it are refused unless ``replace`` (which removes them and
@@ -156,27 +167,64 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
     """
     exp = Path(exp)
     opts = check_options(kind, options)
+    storage = resolve_storage(store, adaptive, exports, band)
+    check_shard(shard, kind, seed, replace)
     model = load_model(exp, epoch, device)
     if kind == "fit":
         check_specs(model.specs, str(exp / "specs.json"))
         if not Path(opts.target).is_file():
             raise UserError(f"--target {opts.target}: file not found")
     out = ensure_writable_dir(Path(out_dir) if out_dir is not None else ws.output_dir(exp, kind), "output")
-    with hold_lock(out, "the output folder", log):
+    with _output_lock(out, shard, log):
         _check_folder(out, model, kind, replace, log)  # refused before anything on disk changes
-        clean_stale_temporaries(out, log)
+        if shard is None:  # another host's shard may be writing its temporaries here: left to an unsharded run
+            clean_stale_temporaries(out, log)
         seed = resolve_seed(seed)
         threshold = exports.threshold if exports is not None else 0.0
         out_type = CLASSES.get(kind, OutputType)(kind, model, seed, opts, threshold, log, progress)
-        jobs = out_type.jobs()
+        jobs = out_type.jobs()  # the whole plan first: every sequence keeps its draw, index and name
+        if shard is not None:
+            jobs, out_type.whole = shard.take(jobs), shard.count == 1
         _check_memory(out_type, adaptive, ignore_memory, log)
         d = out_type.dims
-        log(f"{kind}: {len(jobs)} sequences of {out_type.n_frames} frames on a {d[0]}×{d[1]}×{d[2]} grid "
-            f"from {model.source} (epoch {model.epoch}), seed {seed}, device {model.device} → {out}")
-        written = _write_all(out_type, jobs, out, adaptive, exports, progress)
+        log(f"{kind}: {len(jobs)} sequences{f' (shard {shard})' if shard else ''} of {out_type.n_frames} frames "
+            f"on a {d[0]}×{d[1]}×{d[2]} grid from {model.source} (epoch {model.epoch}), seed {seed}, "
+            f"device {model.device}, {storage.mode} storage → {out}")
+        written = _write_all(out_type, jobs, out, _Writing(adaptive, storage, shard is None), exports, progress)
         out_type.finish(out, written)
     log(f"wrote {len(written)} files to {out}")
     return written
+
+
+@contextmanager
+def _output_lock(out: Path, shard: Shard | None, log: Callable[[str], None]) -> Iterator[None]:
+    """The output folder's lock; with ``--shard`` the lock of ``<out>/.shard-I-of-N`` instead, so that the
+    shards of a job array write into one folder at once (each writes only its own files)."""
+    if shard is None:
+        with hold_lock(out, "the output folder", log):
+            yield
+        return
+    folder = out / shard.lock_folder
+    folder.mkdir(exist_ok=True)
+    try:
+        with hold_lock(folder, f"shard {shard} of the output folder", log):
+            yield
+    finally:
+        try:
+            folder.rmdir()  # empty once the lock is gone; left if a rival shard I/N still holds it
+        except OSError:
+            pass
+
+
+class _Writing:
+    """How the frames of a run are decoded and stored."""
+
+    def __init__(self, adaptive: bool, storage: Storage, stamp: bool) -> None:
+        self.adaptive, self.storage, self.stamp = adaptive, storage, stamp
+
+    def levels(self, threshold: float) -> tuple[float, ...]:
+        """The levels adaptive extraction keeps exact: a compact file's too (0, 0.035, threshold)."""
+        return self.storage.levels if self.storage.mode == "compact" else (threshold,)
 
 
 def _origin(model: TrainedModel, kind: str) -> dict[str, Any]:
@@ -201,7 +249,7 @@ def _check_memory(out_type: OutputType, adaptive: bool, ignore: bool, log: Calla
                  "\"ReconstructionDims\" (or --adaptive, or HDF5 output for many frames)", ignore, log)
 
 
-def _write_all(out_type: OutputType, jobs: list[Job], out: Path, adaptive: bool, exports: Exports | None,
+def _write_all(out_type: OutputType, jobs: list[Job], out: Path, how: _Writing, exports: Exports | None,
                progress: bool) -> list[Path]:
     """Decode every job frame by frame into its file (and exports); returns the files."""
     m = out_type.model
@@ -212,9 +260,9 @@ def _write_all(out_type: OutputType, jobs: list[Job], out: Path, adaptive: bool,
             path = out / ws.output_name(out_type.kind, job.index, job.angles, ext, tag=out_type.tag)
             bar.set_description(path.name)
             with SequenceWriter(path, out_type.n_frames, out_type.dims, m.specs["HDF5CompressionLevel"],
-                                _attrs(out_type, job, adaptive)) as writer:
+                                _attrs(out_type, job, how.adaptive, how.stamp), how.storage) as writer:
                 for t, frame in enumerate(m.frames(job.code, job.angles, out_type.dims, out_type.n_frames,
-                                                   adaptive=adaptive, levels=(out_type.threshold,))):
+                                                   adaptive=how.adaptive, levels=how.levels(out_type.threshold))):
                     writer.write_frame(t, frame)
                     out_type.frame(job, t, frame)
                     bar.update(1)
@@ -226,14 +274,16 @@ def _write_all(out_type: OutputType, jobs: list[Job], out: Path, adaptive: bool,
     return written
 
 
-def _attrs(out_type: OutputType, job: Job, adaptive: bool) -> dict[str, Any]:
-    """The provenance attributes of one output file."""
+def _attrs(out_type: OutputType, job: Job, adaptive: bool, stamp: bool = True) -> dict[str, Any]:
+    """The provenance attributes of one output file; ``stamp``: with the time it was made (``created``)."""
     m = out_type.model
     attrs = {**_origin(m, out_type.kind), "sequence_index": job.index, "code_origin": job.origin,
              "rotation_angles": [float(a) for a in job.angles], "seed": out_type.seed,
              "frames": out_type.n_frames, "grid": list(out_type.dims), "autodecoder_version": __version__,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "extraction": "adaptive" if adaptive else "dense",
              **out_type.attrs, **job.attrs}
+    if not stamp:  # shards: the only attribute that differs between runs, left out so that the bytes agree
+        del attrs["created"]
     if out_type.kind in ("sample", "fit", "interpolate"):
         attrs["code"] = [float(c) for c in job.code]
     return attrs
