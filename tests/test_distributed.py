@@ -152,11 +152,29 @@ def test_environment_must_be_torchrun_like(monkeypatch):
         distributed.context_from_environment()
 
 
-def test_test_py_refuses_to_run_under_torchrun(tiny_experiment, monkeypatch, capsys):
+def test_test_py_under_torchrun_splits_the_sequences_like_shards(tiny_experiment, tmp_path):
+    """2 ranks started by torchrun write, together, the very files of one run (``--shard 0/1``)."""
+    from autodecoder.cli.test import main as test_main
+    from autodecoder.training import loop as training
+    exp = tiny_experiment(NumEpochs=1)
+    assert training.train(exp, device="cpu", seed=0, progress=False, log=lambda s: None) == 0
+    common = ["-x", str(exp), "-t", "generate", "-e", "latest", "--seed", "3", "--no-progress", "--device", "cpu"]
+    assert test_main(common + ["--out", str(tmp_path / "one"), "--shard", "0/1"]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "test.py"), *common, "--out", str(tmp_path / "two")]
+    r = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1"),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    one, two = sorted((tmp_path / "one").glob("*.h5")), sorted((tmp_path / "two").glob("*.h5"))
+    assert len(one) == 3 and [p.name for p in one] == [p.name for p in two]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
+
+
+def test_test_py_under_torchrun_needs_a_seed(tiny_experiment, monkeypatch, capsys):
     from autodecoder.cli.test import main as test_main
     monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("RANK", "1")
     exp = tiny_experiment()
-    assert test_main(["-x", str(exp), "-t", "reconstruct"]) == 2
-    assert "not torchrun" in capsys.readouterr().err
-    assert not (exp / "OUT_reconstruct").exists()
+    assert test_main(["-x", str(exp), "-t", "generate", "--device", "cpu"]) == 2
+    assert "--seed" in capsys.readouterr().err
+    assert not (exp / "OUT_randomgen").exists()

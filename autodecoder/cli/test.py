@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from autodecoder.cli import base
-from autodecoder.decoding.options import TYPES, Exports, LatentOptions, check_options, parse_shard
+from autodecoder.decoding.options import TYPES, Exports, LatentOptions, Shard, check_options, parse_shard
 from autodecoder.decoding.run import run
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import REPLACE_FLAG
@@ -70,7 +72,8 @@ def _storage_options(p: base.Parser) -> None:
                     f"{COMPACT_BAND}: past sdf 0.1, the fit's clamp, on 256³ grids)")
     st.add_argument("--shard", metavar="I/N", help="write only sequences k with k mod N = I (I from 0), e.g. a "
                     "job array's task; needs --seed; each file is byte for byte what one run writes with --shard "
-                    "0/1 (no 'created' attribute); shards lock <out>/.shard-I-of-N, so they may run at once")
+                    "0/1 (no 'created' attribute); shards lock <out>/.shard-I-of-N, so they may run at once; under torchrun "
+                    "every rank is the shard RANK/WORLD_SIZE (torchrun --nproc_per_node=N test.py … --seed S)")
 
 
 def _latent_options(p: base.Parser) -> None:
@@ -96,19 +99,31 @@ def _latent_options(p: base.Parser) -> None:
                     "rotations follow the SO(3) geodesic")
 
 
+def _torchrun_shard(args: argparse.Namespace) -> tuple[Shard | None, str | None, bool]:
+    """Under torchrun each rank is one shard (``RANK / WORLD_SIZE``) on its own device (GPU ``LOCAL_RANK``);
+    only rank 0 shows progress. Returns (shard, device, progress)."""
+    ctx = context_from_environment()
+    if not ctx.active:
+        return (parse_shard(args.shard) if args.shard is not None else None), args.device, not args.no_progress
+    if args.shard is not None:
+        raise UserError(f"--shard {args.shard}: not under torchrun, which gives every rank its shard already")
+    device = args.device
+    if (device is None and torch.cuda.is_available()) or (device or "").startswith("cuda"):
+        device = f"cuda:{ctx.local_rank}"  # one GPU per rank
+    return Shard(ctx.rank, ctx.world), device, ctx.main and not args.no_progress
+
+
 def command(args: argparse.Namespace) -> int:
-    if context_from_environment().active:  # N copies would write the same files
-        raise UserError("test.py runs in one process: start it with python, not torchrun")
+    shard, device, progress = _torchrun_shard(args)
     check_mesh_options(args.mesh, args.mesh_units, args.voxel_size)
     exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
     options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,
                                                      args.start, args.end, args.steps, args.path, args.iterations,
                                                      args.lr, args.clamp))
-    shard = parse_shard(args.shard) if args.shard is not None else None
     out = Path(args.out) if args.out else output_dir(Path(args.experiment), args.type)
     base.break_stale_lock(out / shard.lock_folder if shard else out, args.break_lock)
-    run(args.experiment, args.type, epoch=args.epoch, device=args.device, seed=args.seed, out_dir=out,
-        progress=not args.no_progress, exports=exports, options=options, adaptive=args.adaptive,
+    run(args.experiment, args.type, epoch=args.epoch, device=device, seed=args.seed, out_dir=out,
+        progress=progress, exports=exports, options=options, adaptive=args.adaptive,
         replace=args.replace, ignore_memory=args.ignore_memory, store=args.store, band=args.band, shard=shard)
     return 0
 
