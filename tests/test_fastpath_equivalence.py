@@ -3,7 +3,6 @@ fresh sampling; the bf16 and compile options (speed itself is measured in benchm
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

@@ -17,7 +17,7 @@ from autodecoder.decoding.types import plan
 from autodecoder.decoding import run as generation
 from autodecoder.experiment import workspace as ws
 from autodecoder.io.sequences import read_provenance, read_sequence
-from conftest import REFERENCE, ROOT, run_cli
+from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow  # trains models or runs the command lines in processes
 

@@ -9,7 +9,8 @@ from typing import Sequence
 import torch
 
 from autodecoder.cli import base
-from autodecoder.decoding.options import TYPES, Exports, LatentOptions, Shard, check_options, parse_shard
+from autodecoder.decoding.options import (DEFAULT_PRIOR, PRIOR_NAMES, TYPES, Exports, LatentOptions, Shard,
+                                          check_options, parse_shard)
 from autodecoder.decoding.run import run
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import REPLACE_FLAG
@@ -77,14 +78,19 @@ def _storage_options(p: base.Parser) -> None:
 
 
 def _latent_options(p: base.Parser) -> None:
-    ls = p.add_argument_group("-t sample: codes from a Gaussian fitted to the learned codes")
+    ls = p.add_argument_group("-t sample: codes from a prior fitted to the learned codes, rotations uniform on SO(3)")
+    ls.add_argument("--prior", choices=PRIOR_NAMES, help=f"gaussian: one Gaussian; gmm: a Gaussian mixture, kde: a "
+                    f"kernel density, both in the codes' PCA subspace; saved as latent_codes/…latent_<prior>.npz "
+                    f"(default {DEFAULT_PRIOR}; see autodecoder/decoding/priors.py)")
     ls.add_argument("--temperature", type=float, metavar="T",
-                    help="scale of the spread: 0 gives the mean code, 1 the learned spread (default 1)")
+                    help="scale of the spread around each centre: 0 gives the mean code (gaussian), the component "
+                    "means (gmm) or copies of the learned codes (kde); 1 the fitted spread (default 1)")
     ls.add_argument("--num", type=int, metavar="N", help="how many sequences (default: NumSequences)")
     ls.add_argument("--pca", type=int, metavar="K", help="keep K principal components of the learned codes "
-                    "(default: full covariance, Ledoit-Wolf shrinkage when codes <= CodeLength)")
-    ls.add_argument("--around", metavar="CODE", help="centre the draws on this code: a fit_<stem>_code.mat "
-                    "written by -t fit (its angles are kept), or a learned code's row number")
+                    "(default: gaussian: full covariance, Ledoit-Wolf shrinkage when codes <= CodeLength; gmm, kde: "
+                    "all directions the codes span)")
+    ls.add_argument("--around", metavar="CODE", help="--prior gaussian only: centre the draws on this code, a "
+                    "fit_<stem>_code.mat written by -t fit (its angles are kept), or a learned code's row number")
     lf = p.add_argument_group("-t fit: fit a new code (and rotation) to an unseen cell, the decoder frozen")
     lf.add_argument("--target", metavar="FILE", help="SDF sequence (.h5/.mat in the training layout) to fit")
     lf.add_argument("--iterations", type=int, metavar="N", help="optimisation steps (default 800)")
@@ -119,7 +125,7 @@ def command(args: argparse.Namespace) -> int:
     exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
     options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,
                                                      args.start, args.end, args.steps, args.path, args.iterations,
-                                                     args.lr, args.clamp))
+                                                     args.lr, args.clamp, args.prior))
     out = Path(args.out) if args.out else output_dir(Path(args.experiment), args.type)
     base.break_stale_lock(out / shard.lock_folder if shard else out, args.break_lock)
     run(args.experiment, args.type, epoch=args.epoch, device=device, seed=args.seed, out_dir=out,

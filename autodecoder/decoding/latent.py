@@ -1,6 +1,7 @@
 """The latent space of a trained model: a Gaussian fitted to the learned codes, and paths between codes.
 
-Used by ``test.py -t sample`` (new codes from the learned distribution),
+Used by ``test.py -t sample`` (new codes from the learned distribution; the other priors, in
+:mod:`autodecoder.decoding.priors`, work in the codes' PCA subspace, :func:`pca_subspace`),
 ``-t interpolate`` (sequences along the path between two learned codes and
 their rotations) and ``-t fit`` (its start, the mean code).
 
@@ -35,6 +36,9 @@ both end exactly at the two codes. Rotations (:func:`interpolate_angles`):
 the geodesic on SO(3) between the two rotation matrices (``roma.rotmat_slerp``,
 shortest arc), converted back to intrinsic XYZ Euler angles; the two ends are
 the given angles themselves, so the ends decode exactly as ``reconstruct`` does.
+New cells' orientations (:func:`uniform_rotations`): uniform on SO(3), i.e. the rotation's angle
+has density (1 − cos θ)/π on [0, π] and any rotated axis is uniform on the sphere (uniform
+Euler angles are not: they favour some axes), as intrinsic XYZ Euler angles.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import atomic_path
 
 METHODS = ("sample", "ledoit-wolf", "pca")
+ORIENTATION = "uniform on SO(3) (normalised Gaussian quaternions), as intrinsic XYZ Euler angles"
 PATHS = ("linear", "slerp")
 FORMAT = "autodecoder-latent-gaussian/1"
 
@@ -212,8 +217,50 @@ def describe(g: LatentGaussian) -> str:
             f"mean code norm {np.linalg.norm(g.mean):.4g})")
 
 
+@dataclass
+class Subspace:
+    """The PCA subspace of a code table: ``code = mean + basis·y``; ``scales`` the codes' std along each axis."""
+
+    mean: np.ndarray    # float64 (C,)
+    basis: np.ndarray   # float64 (C, d), orthonormal columns, by decreasing variance
+    scales: np.ndarray  # float64 (d,), > 0
+
+    def project(self, codes: np.ndarray) -> np.ndarray:
+        """(m, C) → (m, d)."""
+        return (np.asarray(codes, np.float64).reshape(-1, self.mean.shape[0]) - self.mean) @ self.basis
+
+    def lift(self, y: np.ndarray) -> np.ndarray:
+        """(m, d) → float32 codes (m, C)."""
+        return (self.mean + y @ self.basis.T).astype(np.float32)
+
+
+def pca_subspace(codes: np.ndarray, pca: int | None, source: str = "") -> Subspace:
+    """The ``pca`` leading principal directions of ``codes`` (n, C), default all ``min(n − 1, C)`` with a spread."""
+    # the Gaussian's own checks (shape, count, finite values, spread, --pca range), with its messages
+    g = fit_gaussian(codes, pca=pca if pca is not None else min(len(codes) - 1, np.shape(codes)[-1]),
+                     source=source)
+    keep = g.eigenvalues > 1e-10 * float(g.eigenvalues[0])  # directions the codes span
+    if pca is not None and not keep.all():
+        raise UserError(f"--pca {pca}: the learned codes vary along only {int(keep.sum())} directions")
+    basis = g.factor[:, keep] / np.sqrt(g.eigenvalues[keep])
+    return Subspace(g.mean, basis, np.sqrt(g.eigenvalues[keep]))
+
+
 # --------------------------------------------------------------------------
-# paths between codes and rotations
+# paths between codes and rotations, and uniform rotations
+
+def uniform_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rotations uniform on SO(3) as intrinsic XYZ Euler angles (radians), float32 (n, 3).
+
+    A normalised 4-D standard Gaussian is uniform on the unit quaternions' sphere, whose image is
+    the Haar (uniform) measure on SO(3); the angles are those that ``roma.euler_to_rotmat("XYZ")``
+    (the decoder's convention) turns back into the rotation.
+    """
+    q = rng.standard_normal((n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    rot = roma.unitquat_to_rotmat(torch.as_tensor(q))
+    return roma.rotmat_to_euler("XYZ", rot).numpy().astype(np.float32)
+
 
 def interpolation_steps(steps: int) -> np.ndarray:
     """``steps`` positions from 0 to 1 inclusive, float64."""

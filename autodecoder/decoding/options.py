@@ -22,6 +22,10 @@ TYPES = ("reconstruct", "generate", "generate_filo", "sample", "fit", "interpola
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_STEPS = 5
 DEFAULT_PATH = "slerp"
+#: The priors of ``-t sample --prior`` (:data:`autodecoder.decoding.priors.PRIORS`); the default until a
+#: benchmark chooses another.
+PRIOR_NAMES = ("gaussian", "gmm", "kde")
+DEFAULT_PRIOR = "gaussian"
 
 
 @dataclass
@@ -55,6 +59,7 @@ class LatentOptions:
     iterations: int | None = None
     lr: float | None = None
     clamp: float | None = None
+    prior: str | None = None
 
 
 #: Option → (its command-line flag, the types that use it).
@@ -63,6 +68,7 @@ OPTION_TYPES = {
     "num": ("--num", ("sample",)),
     "pca": ("--pca", ("sample",)),
     "around": ("--around", ("sample",)),
+    "prior": ("--prior", ("sample",)),
     "target": ("--target", ("fit",)),
     "iterations": ("--iterations", ("fit",)),
     "lr": ("--lr", ("fit",)),
@@ -84,6 +90,7 @@ RANGES = {
     "lr": ("a number > 0", lambda v: v > 0 and math.isfinite(v)),
     "clamp": ("a number > 0", lambda v: v > 0 and math.isfinite(v)),
     "pca": ("an integer >= 1", lambda v: v >= 1),
+    "prior": (f"one of {', '.join(PRIOR_NAMES)}", lambda v: v in PRIOR_NAMES),
 }
 
 
@@ -104,6 +111,8 @@ def check_options(kind: str, options: LatentOptions | None) -> LatentOptions:
         value = getattr(opts, name)
         if value is not None and not ok(value):
             raise UserError(f"{OPTION_TYPES[name][0]} {value}: expected {what}")
+    if opts.around is not None and opts.prior not in (None, "gaussian"):  # a centre is the Gaussian's alone
+        raise UserError(f"--around {opts.around}: only used by --prior gaussian, not by --prior {opts.prior}")
     return opts
 
 

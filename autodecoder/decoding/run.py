@@ -20,10 +20,10 @@ import scipy.io
 from tqdm import tqdm
 
 from autodecoder import __version__
-from autodecoder.decoding import latent
+from autodecoder.decoding import priors
 from autodecoder.decoding.fitting import DEFAULT_ITERATIONS, DEFAULT_LR, check_specs, fit_code
-from autodecoder.decoding.options import (DEFAULT_PATH, Exports, LatentOptions, Shard, check_options, check_shard,
-                                          resolve_storage)
+from autodecoder.decoding.options import (DEFAULT_PATH, DEFAULT_PRIOR, Exports, LatentOptions, Shard, check_options,
+                                          check_shard, resolve_storage)
 from autodecoder.decoding.provenance import ORIGIN_KEYS, output_provenance, same_origin
 from autodecoder.decoding.trained import TrainedModel, load_model
 from autodecoder.decoding.types import Job, plan, read_centre
@@ -70,18 +70,19 @@ class OutputType:
 
 class Sample(OutputType):
     def jobs(self) -> list[Job]:
-        m = self.model
-        gaussian = latent.fit_gaussian(m.codes, pca=self.opts.pca, source=str(m.source))
-        saved = ws.latent_gaussian_file(m.experiment, m.requested, self.opts.pca)
+        m, name = self.model, self.opts.prior or DEFAULT_PRIOR
+        # fitted with the fixed seed 0: one code table gives one saved prior, whatever --seed draws
+        prior = priors.fit_prior(name, m.codes, pca=self.opts.pca, seed=0, source=str(m.source))
+        saved = ws.latent_prior_file(m.experiment, m.requested, name, self.opts.pca)
         try:
-            gaussian.save(saved)
-            self.log(f"sample: {latent.describe(gaussian)}; saved to {saved}")
+            prior.save(saved)
+            self.log(f"sample: {prior.describe()}; saved to {saved}")
         except OSError as e:
             self.log(f"warning: could not save the fitted distribution to {saved} ({e.strerror})")
         centre = read_centre(self.opts.around, m.codes, m.angles) if self.opts.around is not None else None
         self.tag = centre.tag if centre is not None else None
         self.attrs["latent_distribution"] = str(saved)
-        return plan("sample", m.codes, m.angles, m.specs["NumSequences"], self.seed, self.opts, gaussian, centre)
+        return plan("sample", m.codes, m.angles, m.specs["NumSequences"], self.seed, self.opts, prior, centre)
 
 
 class Interpolate(OutputType):

@@ -9,10 +9,11 @@ The original's types, unchanged:
 
 Added (see :mod:`autodecoder.decoding.latent`):
 
-* ``sample``: ``--num`` codes from a Gaussian fitted to the learned codes (``--pca K`` components,
-  spread scaled by ``--temperature``), angles U(-π, π) as ``generate``; with ``--around CODE`` the
-  Gaussian is centred on that code (a file written by ``fit``, or a row of the learned table) and its
-  angles are kept.
+* ``sample``: ``--num`` codes from the prior ``--prior`` fitted to the learned codes (default the
+  Gaussian; :mod:`autodecoder.decoding.priors`; ``--pca K`` components, spread scaled by
+  ``--temperature``), rotations uniform on SO(3) (:func:`autodecoder.decoding.latent.uniform_rotations`);
+  with ``--around CODE`` (Gaussian only) the Gaussian is centred on that code (a file written by
+  ``fit``, or a row of the learned table) and its angles are kept.
 * ``interpolate``: ``--steps`` sequences along the path (``--path``) from learned code ``--from``
   to ``--to``, rotations along the SO(3) geodesic.
 
@@ -30,8 +31,9 @@ import numpy as np
 import scipy.io
 import torch
 
-from autodecoder.decoding import latent
-from autodecoder.decoding.options import DEFAULT_PATH, DEFAULT_STEPS, DEFAULT_TEMPERATURE, TYPES, LatentOptions
+from autodecoder.decoding import latent, priors
+from autodecoder.decoding.options import (DEFAULT_PATH, DEFAULT_PRIOR, DEFAULT_STEPS, DEFAULT_TEMPERATURE, TYPES,
+                                          LatentOptions)
 from autodecoder.experiment.errors import UserError
 from autodecoder.io.sequences import read_table
 
@@ -104,19 +106,23 @@ def read_centre(value: str, codes: np.ndarray, angles: np.ndarray) -> Centre:
     return Centre(code[0], ang.astype(np.float32), f"code of {path.name}", f"around_{path.stem}")
 
 
-def sample_jobs(gaussian: latent.LatentGaussian, n: int, temperature: float, seed: int,
+def sample_jobs(prior: priors.Prior | latent.LatentGaussian, n: int, temperature: float, seed: int,
                 centre: Centre | None = None) -> list[Job]:
-    """``n`` codes drawn from ``gaussian`` (centred on ``centre`` when given, whose angles are then kept)."""
+    """``n`` codes drawn from ``prior`` with rotations uniform on SO(3), drawn after the codes from one
+    generator seeded with ``seed``; centred on ``centre`` when given (Gaussian only), whose angles are kept."""
+    if isinstance(prior, latent.LatentGaussian):
+        prior = priors.GaussianPrior(prior)
     rng = np.random.default_rng(seed)
-    new = gaussian.draw(n, temperature, rng, center=None if centre is None else centre.code)
+    new = prior.draw(n, temperature, rng, center=None if centre is None else centre.code)
+    info = {"temperature": float(temperature), **prior.attrs()}
+    method = f" ({info['latent_method']})" if "latent_method" in info else ""
     if centre is None:
-        rot = rng.uniform(-math.pi, math.pi, size=(n, 3)).astype(np.float32)
-        origin = f"Gaussian of the learned codes ({gaussian.method}), temperature {temperature:g}"
+        rot, info["orientation"] = latent.uniform_rotations(n, rng), latent.ORIENTATION
+        origin = f"{prior.name} prior of the learned codes{method}, temperature {temperature:g}"
     else:
         rot = np.repeat(np.asarray(centre.angles, np.float32)[None], n, axis=0)
-        origin = f"around the {centre.origin}, spread of the learned codes ({gaussian.method}) × {temperature:g}"
-    info = {"temperature": float(temperature), "latent_method": gaussian.method,
-            "latent_components": gaussian.components, "latent_shrinkage": float(gaussian.shrinkage)}
+        info["orientation"] = f"kept from the {centre.origin}"
+        origin = f"around the {centre.origin}, spread of the learned codes{method} × {temperature:g}"
     return [Job(i, new[i], rot[i], origin, dict(info)) for i in range(n)]
 
 
@@ -149,15 +155,16 @@ def original_jobs(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequence
 
 
 def plan(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequences: int, seed: int,
-         options: LatentOptions | None = None, gaussian: latent.LatentGaussian | None = None,
+         options: LatentOptions | None = None, prior: priors.Prior | latent.LatentGaussian | None = None,
          centre: Centre | None = None) -> list[Job]:
     """The sequences that ``kind`` decodes, drawn reproducibly from ``seed``.
 
-    ``sample`` uses ``gaussian`` (fitted to ``codes`` when not given) and ``centre`` (``--around``).
+    ``sample`` uses ``prior`` (when not given, ``--prior`` fitted to ``codes`` with the fixed fitting
+    seed 0, so that one table always gives one prior) and ``centre`` (``--around``).
     """
     opts = options or LatentOptions()
     if kind == "sample":
-        g = gaussian if gaussian is not None else latent.fit_gaussian(codes, pca=opts.pca)
+        g = prior if prior is not None else priors.fit_prior(opts.prior or DEFAULT_PRIOR, codes, pca=opts.pca)
         n = opts.num if opts.num is not None else num_sequences
         temp = opts.temperature if opts.temperature is not None else DEFAULT_TEMPERATURE
         return sample_jobs(g, n, temp, seed, centre)

@@ -9,8 +9,9 @@ An experiment folder holds ``specs.json`` and, after training (original layout):
 
 plus what this project adds: ``model_parameters/latest.pth`` (the full training
 state, for resuming), ``model_parameters/resolved_specs.json`` and ``loss.png``;
-``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz`` (the Gaussian
-fitted to a code table by ``test.py -t sample``); and the output folders of the
+``latent_codes/<eNNNN_|latest_|>latent_<prior>[_pcaK].npz`` (the prior fitted to
+a code table by ``test.py -t sample --prior``: ``latent_gaussian``, ``latent_gmm``
+or ``latent_kde``); and the output folders of the
 added types, ``OUT_sample``, ``OUT_fit`` and ``OUT_interpolate``, beside the
 original's ``OUT_reconstruct`` and ``OUT_randomgen``.
 The no-epoch names (``model.pth``, ``lat_vecs.mat``, ``rot_angs.mat``) are the
@@ -35,7 +36,8 @@ OUT_DIRS = {"reconstruct": "OUT_reconstruct", "generate": "OUT_randomgen", "gene
             "sample": "OUT_sample", "fit": "OUT_fit", "interpolate": "OUT_interpolate"}
 OUT_PREFIX = {"reconstruct": "rec", "generate": "gen", "generate_filo": "gen",
               "sample": "smp", "fit": "fit", "interpolate": "int"}
-LATENT_GAUSSIAN = "latent_gaussian"
+LATENT_PREFIX = "latent_"
+LATENT_GAUSSIAN = f"{LATENT_PREFIX}gaussian"
 
 _EPOCH_FILE = re.compile(r"^e(\d{4,})_model\.pth$")
 
@@ -56,11 +58,16 @@ def angles_file(exp: Path, epoch: int | None) -> Path:
     return Path(exp) / CODES_DIR / f"{_prefix(epoch)}rot_angs.mat"
 
 
-def latent_gaussian_file(exp: Path, epoch: int | str | None, pca: int | None = None) -> Path:
-    """The Gaussian fitted to a code table, next to it: ``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz``."""
+def latent_prior_file(exp: Path, epoch: int | str | None, prior: str = "gaussian", pca: int | None = None) -> Path:
+    """The prior fitted to a code table, next to it: ``latent_codes/<eNNNN_|latest_|>latent_<prior>[_pcaK].npz``."""
     prefix = f"{LATEST}_" if epoch == LATEST else _prefix(epoch)
     tail = "" if pca is None else f"_pca{int(pca)}"
-    return Path(exp) / CODES_DIR / f"{prefix}{LATENT_GAUSSIAN}{tail}.npz"
+    return Path(exp) / CODES_DIR / f"{prefix}{LATENT_PREFIX}{prior}{tail}.npz"
+
+
+def latent_gaussian_file(exp: Path, epoch: int | str | None, pca: int | None = None) -> Path:
+    """The Gaussian fitted to a code table: ``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz``."""
+    return latent_prior_file(exp, epoch, "gaussian", pca)
 
 
 def latest_file(exp: Path) -> Path:
