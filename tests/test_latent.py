@@ -57,7 +57,7 @@ def test_temperature_zero_is_the_mean_code_exactly():
                            options=LatentOptions(temperature=0.0))
     assert len(jobs) == 4 and all(np.array_equal(j.code, drawn[0]) for j in jobs)
     rot = np.stack([j.angles for j in jobs])
-    assert np.all(np.abs(rot) <= math.pi) and rot.std() > 0.5  # rotations as in generate: U(-π, π)
+    assert np.all(np.abs(rot) <= math.pi) and rot.std() > 0.5  # rotations uniform on SO(3), as XYZ angles
 
 
 @pytest.mark.parametrize("n, p, pca", [(40, 8, None), (6, 16, None), (12, 10, 3)])
@@ -125,7 +125,7 @@ def test_sample_decodes_the_mean_code_and_saves_the_distribution(reference, tmp_
     files = _run(reference, "sample", seed=2, out_dir=tmp_path / "s0",
                  options=LatentOptions(temperature=0.0, num=2))
     trained = checkpoints.load_trained(reference, 10, 192)
-    saved = ws.latent_gaussian_file(reference, 10)
+    saved = ws.latent_prior_file(reference, 10, "gaussian")
     assert saved.name == "e0010_latent_gaussian.npz" and saved.parent == reference / ws.CODES_DIR
     g = latent.LatentGaussian.load(saved)
     assert np.allclose(g.mean, trained.codes.astype(np.float64).mean(0))

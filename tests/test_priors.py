@@ -13,7 +13,7 @@ from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from autodecoder.cli.test import main as cli_main
-from autodecoder.decoding import priors
+from autodecoder.decoding import latent, priors
 from autodecoder.decoding.options import LatentOptions, check_options
 from autodecoder.decoding.run import run
 from autodecoder.decoding.types import plan, sample_jobs
@@ -118,14 +118,14 @@ def _rotations_pass_uniformity(euler: np.ndarray) -> tuple[float, float]:
 
 
 def test_uniform_rotations_are_uniform_on_so3():
-    euler = priors.uniform_rotations(20000, np.random.default_rng(0))
+    euler = latent.uniform_rotations(20000, np.random.default_rng(0))
     assert euler.dtype == np.float32 and euler.shape == (20000, 3)
     p_angle, p_axis = _rotations_pass_uniformity(euler)
     assert p_angle > 0.01 and p_axis > 0.01, (p_angle, p_axis)
     # the same tests refuse uniform Euler angles, the law of generate
     old = np.random.default_rng(0).uniform(-math.pi, math.pi, (20000, 3))
     assert max(_rotations_pass_uniformity(old)) < 1e-6
-    assert np.array_equal(euler, priors.uniform_rotations(20000, np.random.default_rng(0)))
+    assert np.array_equal(euler, latent.uniform_rotations(20000, np.random.default_rng(0)))
 
 
 def test_sample_jobs_record_the_prior_and_the_orientation_law():
@@ -139,7 +139,7 @@ def test_sample_jobs_record_the_prior_and_the_orientation_law():
     assert g[0].attrs["prior"] == "gaussian" and g[0].attrs["latent_method"] == "ledoit-wolf"
     assert ws.latent_prior_file(REFERENCE, 10, "gmm", 3).name == "e0010_latent_gmm_pca3.npz"
     assert ws.latent_prior_file(REFERENCE, "latest", "kde").name == "latest_latent_kde.npz"
-    assert ws.latent_gaussian_file(REFERENCE, 10).name == "e0010_latent_gaussian.npz"
+    assert ws.latent_prior_file(REFERENCE, 10, "gaussian").name == "e0010_latent_gaussian.npz"
 
 
 @pytest.mark.parametrize("options, message", [

@@ -28,7 +28,7 @@ The fitted distribution (:class:`LatentGaussian`)
       ``L·Lᵀ = Σ``; ``τ = 0`` gives the centre (the mean code, or the code given
       with ``--around``) exactly, ``τ = 1`` the fitted spread.
     * Saved next to the code table it was fitted to, as a small ``.npz``
-      (:func:`autodecoder.workspace.latent_gaussian_file`).
+      (:func:`autodecoder.experiment.workspace.latent_prior_file`).
 
 Paths between codes (:func:`interpolate_codes`): linear, or spherical (the
 great-circle arc of slerp, which also interpolates the norm linearly in angle);
@@ -58,6 +58,12 @@ METHODS = ("sample", "ledoit-wolf", "pca")
 ORIENTATION = "uniform on SO(3) (normalised Gaussian quaternions), as intrinsic XYZ Euler angles"
 PATHS = ("linear", "slerp")
 FORMAT = "autodecoder-latent-gaussian/1"
+
+
+def check_temperature(temperature: float) -> None:
+    """Refuse a temperature that is negative or not finite (every prior's draws)."""
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise UserError(f"--temperature {temperature}: expected a number >= 0")
 
 
 @dataclass
@@ -99,8 +105,7 @@ class LatentGaussian:
         ``center`` defaults to the mean. Temperature 0 returns the centre exactly
         (no draw is made); a negative temperature is an error.
         """
-        if not (temperature >= 0 and math.isfinite(temperature)):
-            raise UserError(f"--temperature {temperature}: expected a number >= 0")
+        check_temperature(temperature)
         c = self.mean if center is None else np.asarray(center, dtype=np.float64).reshape(-1)
         if c.shape != self.mean.shape:
             raise UserError(f"code of length {c.shape[0]} but the model's codes have length {self.dim}")

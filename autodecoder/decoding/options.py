@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
+from autodecoder.decoding.priors import PRIORS
 from autodecoder.experiment.errors import UserError
 from autodecoder.io.exports import FILO_THRESHOLD
 from autodecoder.io.sequences import COMPACT_BAND, COMPACT_OUTSIDE, STORES, Storage
@@ -22,9 +23,8 @@ TYPES = ("reconstruct", "generate", "generate_filo", "sample", "fit", "interpola
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_STEPS = 5
 DEFAULT_PATH = "slerp"
-#: The priors of ``-t sample --prior`` (:data:`autodecoder.decoding.priors.PRIORS`); the default until a
-#: benchmark chooses another.
-PRIOR_NAMES = ("gaussian", "gmm", "kde")
+#: The priors of ``-t sample --prior``; the default until a benchmark chooses another.
+PRIOR_NAMES = tuple(PRIORS)
 DEFAULT_PRIOR = "gaussian"
 
 

@@ -28,7 +28,7 @@ subspace, the codes themselves without ``--pca``); ``τ = 1`` the fitted distrib
 
 ``log_density`` of gmm and kde is that of the codes' projection on the prior's subspace: it compares
 settings of one prior on one subspace, not densities of different dimension. New cells' orientations:
-:func:`~autodecoder.decoding.latent.uniform_rotations` (uniform on SO(3)), re-exported here.
+:func:`~autodecoder.decoding.latent.uniform_rotations` (uniform on SO(3)).
 """
 
 from __future__ import annotations
@@ -51,12 +51,6 @@ from autodecoder.experiment.guards import atomic_path
 MAX_COMPONENTS = 6
 STRENGTHS = (0.25, 1.0, 4.0)  # ν / d tried when validation codes choose it; 1.0 otherwise
 LOG_2PI = math.log(2 * math.pi)
-uniform_rotations = latent.uniform_rotations  # the orientation law of -t sample, with its priors
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (temperature >= 0 and math.isfinite(temperature)):
-        raise UserError(f"--temperature {temperature}: expected a number >= 0")
 
 
 def _save(path: str | Path, **arrays: Any) -> Path:
@@ -82,6 +76,12 @@ class Prior:
              center: np.ndarray | None = None) -> np.ndarray:
         """``n`` codes, float32 (n, C); ``center`` only for the Gaussian (``--around``)."""
         raise NotImplementedError
+
+    def _check_draw(self, temperature: float, center: np.ndarray | None) -> None:
+        """The checks of every draw but the Gaussian's, which has a centre (``--around``)."""
+        latent.check_temperature(temperature)
+        if center is not None:
+            raise UserError(f"--around: only used by --prior gaussian, not by --prior {self.name}")
 
     def log_density(self, codes: np.ndarray) -> np.ndarray:
         """Log density (nats) of each code (m, C) → float64 (m,)."""
@@ -250,9 +250,7 @@ class GMMPrior(Prior):
 
     def draw(self, n, temperature=1.0, rng=None, center=None):
         """Component ``k`` with probability ``w_k``, then ``m_k + τ·L_k·z`` (``L_k·L_kᵀ = Σ_k``), lifted."""
-        _check_temperature(temperature)
-        if center is not None:
-            raise UserError("--around: only used by --prior gaussian, not by --prior gmm")
+        self._check_draw(temperature, center)
         rng = rng if rng is not None else np.random.default_rng()
         which = rng.choice(len(self.weights), size=n, p=self.weights / self.weights.sum())
         z = rng.standard_normal((n, self.means.shape[1]))
@@ -318,9 +316,7 @@ class KDEPrior(Prior):
 
     def draw(self, n, temperature=1.0, rng=None, center=None):
         """A learned code picked uniformly, plus ``τ·h·scales·z``: ``τ = 0`` copies learned codes."""
-        _check_temperature(temperature)
-        if center is not None:
-            raise UserError("--around: only used by --prior gaussian, not by --prior kde")
+        self._check_draw(temperature, center)
         rng = rng if rng is not None else np.random.default_rng()
         which = rng.integers(len(self.points), size=n)
         z = rng.standard_normal((n, self.points.shape[1]))

@@ -106,12 +106,10 @@ def read_centre(value: str, codes: np.ndarray, angles: np.ndarray) -> Centre:
     return Centre(code[0], ang.astype(np.float32), f"code of {path.name}", f"around_{path.stem}")
 
 
-def sample_jobs(prior: priors.Prior | latent.LatentGaussian, n: int, temperature: float, seed: int,
+def sample_jobs(prior: priors.Prior, n: int, temperature: float, seed: int,
                 centre: Centre | None = None) -> list[Job]:
     """``n`` codes drawn from ``prior`` with rotations uniform on SO(3), drawn after the codes from one
     generator seeded with ``seed``; centred on ``centre`` when given (Gaussian only), whose angles are kept."""
-    if isinstance(prior, latent.LatentGaussian):
-        prior = priors.GaussianPrior(prior)
     rng = np.random.default_rng(seed)
     new = prior.draw(n, temperature, rng, center=None if centre is None else centre.code)
     info = {"temperature": float(temperature), **prior.attrs()}
@@ -155,7 +153,7 @@ def original_jobs(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequence
 
 
 def plan(kind: str, codes: np.ndarray, angles: np.ndarray, num_sequences: int, seed: int,
-         options: LatentOptions | None = None, prior: priors.Prior | latent.LatentGaussian | None = None,
+         options: LatentOptions | None = None, prior: priors.Prior | None = None,
          centre: Centre | None = None) -> list[Job]:
     """The sequences that ``kind`` decodes, drawn reproducibly from ``seed``.
 

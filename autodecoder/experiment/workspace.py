@@ -37,7 +37,6 @@ OUT_DIRS = {"reconstruct": "OUT_reconstruct", "generate": "OUT_randomgen", "gene
 OUT_PREFIX = {"reconstruct": "rec", "generate": "gen", "generate_filo": "gen",
               "sample": "smp", "fit": "fit", "interpolate": "int"}
 LATENT_PREFIX = "latent_"
-LATENT_GAUSSIAN = f"{LATENT_PREFIX}gaussian"
 
 _EPOCH_FILE = re.compile(r"^e(\d{4,})_model\.pth$")
 
@@ -63,11 +62,6 @@ def latent_prior_file(exp: Path, epoch: int | str | None, prior: str = "gaussian
     prefix = f"{LATEST}_" if epoch == LATEST else _prefix(epoch)
     tail = "" if pca is None else f"_pca{int(pca)}"
     return Path(exp) / CODES_DIR / f"{prefix}{LATENT_PREFIX}{prior}{tail}.npz"
-
-
-def latent_gaussian_file(exp: Path, epoch: int | str | None, pca: int | None = None) -> Path:
-    """The Gaussian fitted to a code table: ``latent_codes/<eNNNN_|latest_|>latent_gaussian[_pcaK].npz``."""
-    return latent_prior_file(exp, epoch, "gaussian", pca)
 
 
 def latest_file(exp: Path) -> Path:
