@@ -203,3 +203,44 @@ def test_ome_zarr_output_reads_back(tmp_path):
     assert image.shape == (3, 24, 64, 64) and image.dtype == np.uint16
     assert np.array_equal(image[1], tifffile.imread(out / "01/t001.tif"))
     assert not (out / "ome/sequence_01.ome.tif").exists()  # OME-TIFF was not asked for
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the record and lock folders, by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".synthesis-shards" not in p.parts and p.name != "synthesis.json"}
+
+
+def test_shards_and_torchrun_ranks_make_one_run_byte_for_byte(tmp_path, monkeypatch):
+    """synthesize.py --shard I/N (a job array) and under torchrun (ranks as shards) write, together, the files of
+    one run byte for byte, and the last shard writes the one run's record; mixing and repeats are refused."""
+    from autodecoder.cli import synthesize as cli
+    write_h5(tmp_path / "cells" / "div.h5", dividing(frames=3, split=1))
+    write_h5(tmp_path / "cells" / "ell.h5", ellipsoid())
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"field": {"shape_zyx": [16, 48, 48], "voxel_size_xyz": [0.5, 0.5, 1.0], "frames": 3,
+                                         "cube_size_um": 12.0}, "cells": {"count": 2},
+                               "output": {"sequences": 3, "projections": True}}))
+    common = ["--inputs", str(tmp_path / "cells"), "--config", str(cfg), "--seed", "4", "--no-progress"]
+    assert cli.main(common + ["--out", str(tmp_path / "one")]) == 0
+    one = _files(tmp_path / "one")
+    assert sum(k.startswith("ome/") for k in one) == 6 and "03_GT/TRA/man_track.txt" in one
+    assert cli.main(common + ["--out", str(tmp_path / "array"), "--shard", "1/2"]) == 0
+    assert not (tmp_path / "array" / "synthesis.json").exists()  # shard 0 still missing
+    assert cli.main(common + ["--out", str(tmp_path / "array"), "--shard", "1/2"]) == 2  # its sequences are there
+    other = [a if a != "4" else "5" for a in common]
+    assert cli.main(other + ["--out", str(tmp_path / "array"), "--shard", "0/2"]) == 2  # another seed: not mixed
+    assert cli.main(common + ["--out", str(tmp_path / "array"), "--shard", "0/2"]) == 0
+    for rank in ("1", "0"):  # torchrun's environment: each rank its shard, no --shard
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        assert cli.main(common + ["--out", str(tmp_path / "ranks")]) == 0
+    assert cli.main(common + ["--out", str(tmp_path / "x"), "--shard", "0/2"]) == 2  # --shard under torchrun
+    for out in ("array", "ranks"):
+        assert _files(tmp_path / out) == one
+        merged, single = (json.loads((tmp_path / d / "synthesis.json").read_text()) for d in (out, "one"))
+        merged.pop("created"), single.pop("created")
+        assert merged == single and [s["sequence"] for s in merged["sequences"]] == ["01", "02", "03"]
+    monkeypatch.delenv("RANK"), monkeypatch.delenv("WORLD_SIZE")
+    res = run_cli("synthesize.py", "--inputs", tmp_path / "cells", "--out", tmp_path / "y", "--shard", "0/2")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "needs --seed" in res.stderr

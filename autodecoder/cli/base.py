@@ -18,8 +18,12 @@ import sys
 import warnings
 from typing import Callable, Sequence
 
+import torch
+
+from autodecoder.decoding.options import Shard, parse_shard
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import EXIT_STOPPED, MEMORY_FLAG, break_lock, terminate_as_interrupt
+from autodecoder.training.distributed import context_from_environment
 
 #: Exit status of a command stopped by Ctrl-C or SIGTERM (the shell's 128 + SIGINT).
 INTERRUPTED = EXIT_STOPPED
@@ -121,6 +125,28 @@ def add_safety(p: argparse.ArgumentParser, folder: str) -> None:
     p.add_argument("--break-lock", action="store_true",
                    help=f"remove the lock of {folder} left by a run that died on another machine "
                         "(a run still alive on this machine is never unlocked)")
+
+
+def add_shard(p: argparse.ArgumentParser, what: str, prog: str) -> None:
+    """``--shard I/N``: this process writes only ``what`` k with k mod N = I (job arrays; torchrun does it itself)."""
+    p.add_argument("--shard", metavar="I/N", help=f"write only {what} k with k mod N = I (I from 0), e.g. a "
+                   "job array's task; needs --seed; the union of the shards is byte for byte one run; shards lock "
+                   "<out>/.shard-I-of-N, so they may run at once; under torchrun every rank is the shard "
+                   f"RANK/WORLD_SIZE (torchrun --nproc_per_node=N {prog} … --seed S)")
+
+
+def shard_device_progress(args: argparse.Namespace) -> tuple[Shard | None, str | None, bool]:
+    """The shard, device and progress bar of this process: ``--shard``, or under torchrun the shard
+    ``RANK / WORLD_SIZE`` on its own device (GPU ``LOCAL_RANK``), only rank 0 showing progress."""
+    ctx = context_from_environment()
+    if not ctx.active:
+        return (parse_shard(args.shard) if args.shard is not None else None), args.device, not args.no_progress
+    if args.shard is not None:
+        raise UserError(f"--shard {args.shard}: not under torchrun, which gives every rank its shard already")
+    device = args.device
+    if (device is None and torch.cuda.is_available()) or (device or "").startswith("cuda"):
+        device = f"cuda:{ctx.local_rank}"  # one GPU per rank
+    return Shard(ctx.rank, ctx.world), device, ctx.main and not args.no_progress
 
 
 def break_stale_lock(folder, requested: bool, log: Callable[[str], None] = print) -> None:

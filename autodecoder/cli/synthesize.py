@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from autodecoder.cli import base
-from autodecoder.decoding.options import LatentOptions
+from autodecoder.decoding.options import LatentOptions, check_shard
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import REPLACE_FLAG
 from autodecoder.experiment.runtime import resolve_seed
@@ -23,6 +23,7 @@ def build_parser() -> base.Parser:
                         "python synthesize.py -x experiments/filo -t generate_filo --threshold 0.035 "
                         "--preset confocal-low-snr --out filo_data/",
                         "python synthesize.py --inputs data/demo --config my_microscope.json --out from_files/",
+                        "python synthesize.py -x experiments/demo -e latest --sequences 8 --seed 3 --shard 0/4 --out big/",
                     ])
     src = p.add_argument_group("cells from a trained model (test.py's options) or from files")
     base.add_experiment(src, required=False)
@@ -44,6 +45,7 @@ def build_parser() -> base.Parser:
     p.add_argument("--no-texture", action="store_true", help="uniform compartments, no texture")
     p.add_argument("--out", required=True, help="output folder of the dataset")
     p.add_argument(REPLACE_FLAG, action="store_true", help="remove a dataset already in --out first")
+    base.add_shard(p, "sequences", "synthesize.py")
     base.add_device(p)
     base.add_seed(p)
     base.add_progress(p)
@@ -68,6 +70,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def command(args: argparse.Namespace) -> int:
     if (args.experiment is None) == (args.inputs is None):
         raise UserError("synthesize.py: give the cells either from a model (-x EXPERIMENT) or from files (--inputs)")
+    shard, device, progress = base.shard_device_progress(args)
+    check_shard(shard, "synthesis", args.seed, args.replace)
     config = build_config(args.config, args.preset, _overrides(args))
     seed = resolve_seed(args.seed)
     if args.inputs:
@@ -76,8 +80,8 @@ def command(args: argparse.Namespace) -> int:
         options = LatentOptions(temperature=args.temperature) if args.type == "sample" else None
         if args.temperature is not None and args.type != "sample":
             raise UserError("--temperature: only used by -t sample")
-        source = ModelSource(args.experiment, args.epoch, args.device, args.type, options, config.cells.adaptive)
-    synthesize(source, config, Path(args.out), seed, progress=not args.no_progress, replace=args.replace)
+        source = ModelSource(args.experiment, args.epoch, device, args.type, options, config.cells.adaptive)
+    synthesize(source, config, Path(args.out), seed, progress=progress, replace=args.replace, shard=shard)
     return 0
 
 

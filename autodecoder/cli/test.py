@@ -6,18 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from autodecoder.cli import base
-from autodecoder.decoding.options import (DEFAULT_PRIOR, PRIOR_NAMES, TYPES, Exports, LatentOptions, Shard,
-                                          check_options, parse_shard)
+from autodecoder.decoding.options import DEFAULT_PRIOR, PRIOR_NAMES, TYPES, Exports, LatentOptions, check_options
 from autodecoder.decoding.run import run
-from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import REPLACE_FLAG
 from autodecoder.experiment.workspace import output_dir
 from autodecoder.io.exports import FILO_THRESHOLD, MESH_FORMATS, MESH_UNITS, check_mesh_options
 from autodecoder.io.sequences import COMPACT_BAND, COMPACT_OUTSIDE, STORES
-from autodecoder.training.distributed import context_from_environment
 
 
 def build_parser() -> base.Parser:
@@ -71,10 +66,7 @@ def _storage_options(p: base.Parser) -> None:
                     "mask_vid, 1 where sdf <= --threshold (no exports)")
     st.add_argument("--band", type=int, metavar="B", help=f"--store compact: voxels kept beyond the cell (default "
                     f"{COMPACT_BAND}: past sdf 0.1, the fit's clamp, on 256³ grids)")
-    st.add_argument("--shard", metavar="I/N", help="write only sequences k with k mod N = I (I from 0), e.g. a "
-                    "job array's task; needs --seed; each file is byte for byte what one run writes with --shard "
-                    "0/1 (no 'created' attribute); shards lock <out>/.shard-I-of-N, so they may run at once; under torchrun "
-                    "every rank is the shard RANK/WORLD_SIZE (torchrun --nproc_per_node=N test.py … --seed S)")
+    base.add_shard(st, "sequences", "test.py")  # files carry no 'created' attribute, so shards match one run
 
 
 def _latent_options(p: base.Parser) -> None:
@@ -105,22 +97,8 @@ def _latent_options(p: base.Parser) -> None:
                     "rotations follow the SO(3) geodesic")
 
 
-def _torchrun_shard(args: argparse.Namespace) -> tuple[Shard | None, str | None, bool]:
-    """Under torchrun each rank is one shard (``RANK / WORLD_SIZE``) on its own device (GPU ``LOCAL_RANK``);
-    only rank 0 shows progress. Returns (shard, device, progress)."""
-    ctx = context_from_environment()
-    if not ctx.active:
-        return (parse_shard(args.shard) if args.shard is not None else None), args.device, not args.no_progress
-    if args.shard is not None:
-        raise UserError(f"--shard {args.shard}: not under torchrun, which gives every rank its shard already")
-    device = args.device
-    if (device is None and torch.cuda.is_available()) or (device or "").startswith("cuda"):
-        device = f"cuda:{ctx.local_rank}"  # one GPU per rank
-    return Shard(ctx.rank, ctx.world), device, ctx.main and not args.no_progress
-
-
 def command(args: argparse.Namespace) -> int:
-    shard, device, progress = _torchrun_shard(args)
+    shard, device, progress = base.shard_device_progress(args)
     check_mesh_options(args.mesh, args.mesh_units, args.voxel_size)
     exports = Exports(args.tif, args.png, args.mesh, args.threshold, args.mesh_units, args.voxel_size)
     options = check_options(args.type, LatentOptions(args.temperature, args.num, args.pca, args.around, args.target,

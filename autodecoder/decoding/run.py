@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import scipy.io
@@ -31,7 +30,7 @@ from autodecoder.evaluation.metrics import dice
 from autodecoder.experiment import workspace as ws
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import (atomic_path, check_memory, check_output_folder, clean_stale_temporaries,
-                                           ensure_writable_dir, hold_lock)
+                                           ensure_writable_dir, hold_output_lock)
 from autodecoder.experiment.runtime import resolve_seed
 from autodecoder.io.exports import export_sequence
 from autodecoder.io.pictures import contact_sheet, mip
@@ -176,7 +175,7 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         if not Path(opts.target).is_file():
             raise UserError(f"--target {opts.target}: file not found")
     out = ensure_writable_dir(Path(out_dir) if out_dir is not None else ws.output_dir(exp, kind), "output")
-    with _output_lock(out, shard, log):
+    with hold_output_lock(out, shard.lock_folder if shard else None, f"shard {shard}", log):
         _check_folder(out, model, kind, replace, log)  # refused before anything on disk changes
         if shard is None:  # another host's shard may be writing its temporaries here: left to an unsharded run
             clean_stale_temporaries(out, log)
@@ -195,26 +194,6 @@ def run(exp: str | Path, kind: str, epoch: str | int | None = None, device: str 
         out_type.finish(out, written)
     log(f"wrote {len(written)} files to {out}")
     return written
-
-
-@contextmanager
-def _output_lock(out: Path, shard: Shard | None, log: Callable[[str], None]) -> Iterator[None]:
-    """The output folder's lock; with ``--shard`` the lock of ``<out>/.shard-I-of-N`` instead, so that the
-    shards of a job array write into one folder at once (each writes only its own files)."""
-    if shard is None:
-        with hold_lock(out, "the output folder", log):
-            yield
-        return
-    folder = out / shard.lock_folder
-    folder.mkdir(exist_ok=True)
-    try:
-        with hold_lock(folder, f"shard {shard} of the output folder", log):
-            yield
-    finally:
-        try:
-            folder.rmdir()  # empty once the lock is gone; left if a rival shard I/N still holds it
-        except OSError:
-            pass
 
 
 class _Writing:

@@ -7,13 +7,14 @@
    SDFs in ``data/demo`` by the port of ``voxvol_to_sdf.m`` (:mod:`autodecoder.io.prepare`).
 2. Train ``experiments/demo`` (resumes an unfinished run; reuses a finished one
    unless ``--retrain``).
-3. ``reconstruct`` and ``generate`` from the last training state, with PNG
-   previews (maximum projection of ``sdf <= 0`` per frame and a contact sheet)
+3. ``reconstruct`` the learned cells and ``sample`` as many new ones (codes drawn from the
+   distribution fitted to the learned codes, the project's default prior; orientations uniform on
+   SO(3)) from the last training state, with PNG previews (maximum projection of ``sdf <= 0`` per frame and a contact sheet)
    beside each output file.
 4. Print the Dice between reconstructed and training masks, per sequence, per
    kind of cell and overall.
 5. Write shape-descriptor reports (``experiments/demo/evaluation/*/report.md``)
-   comparing the reconstructed and the generated cells with the training cells.
+   comparing the reconstructed and the new (sampled) cells with the training cells.
 6. Synthesise a small microscopy dataset from the trained model (its first three learned cells,
    one of each kind, decoded by the network on the image grid; its 12 frames; Cell Tracking
    Challenge layout and OME-TIFF) in ``experiments/demo/synthetic``, with a picture of one frame
@@ -105,7 +106,7 @@ def _train(exp: Path, args: argparse.Namespace, progress: bool) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Data (if missing), training, reconstruction and generation, Dice and shape reports."""
+    """Data (if missing), training, reconstruction and sampling of new cells, Dice and shape reports."""
     exp = DEMO_EXPERIMENT
     progress = not args.no_progress
     if not list(DEMO_DATA.glob("*.h5")):
@@ -116,7 +117,9 @@ def command(args: argparse.Namespace) -> int:
     pngs = Exports(png=True)
     rec = generation.run(exp, "reconstruct", epoch="latest", device=args.device, seed=args.seed,
                          progress=progress, exports=pngs)
-    gen = generation.run(exp, "generate", epoch="latest", device=args.device, seed=args.seed,
+    # new cells come from ``sample`` (the fitted prior), not the original's ``generate``, whose
+    # N(0, 0.001²) codes all decode to nearly the mean shape (docs/method.md, "Drawing new cells")
+    gen = generation.run(exp, "sample", epoch="latest", device=args.device, seed=args.seed,
                          progress=progress, exports=pngs)
     train_files = list_sequence_files(DEMO_DATA, True)
     reports = [
@@ -127,7 +130,7 @@ def command(args: argparse.Namespace) -> int:
     ]
     print()
     print(dice_table(score_files(train_files, rec)))
-    print(f"previews: {exp / ws.OUT_DIRS['reconstruct']}/*/png, {exp / ws.OUT_DIRS['generate']}/*/png")
+    print(f"previews: {exp / ws.OUT_DIRS['reconstruct']}/*/png, {exp / ws.OUT_DIRS['sample']}/*/png")
     print(f"loss curve: {ws.loss_plot_file(exp)}")
     print("shape reports: " + ", ".join(str(r) for r in reports))
     picture = synthesize_demo(exp, args, progress)

@@ -33,10 +33,12 @@ from autodecoder.microscopy.ome import labels_path, write_ome_tiff, write_ome_za
 from autodecoder.microscopy.projections import write_projection_frame
 
 RECORD = "synthesis.json"
+#: Where the shards of a ``--shard I/N`` synthesis leave their records until the last one merges them.
+SHARD_RECORDS = ".synthesis-shards"
 #: Purposes of the random streams of a sequence (part of each stream's key, with the seed and the sequence).
 SCENE, BRIGHTNESS, TEXTURE, NOISE, LIGHT = 1, 2, 3, 4, 5
 #: What a dataset puts in its folder (besides the sequences' CTC folders): removed by ``--replace``.
-OWN_ENTRIES = ("ome", "projections", "interim", RECORD)
+OWN_ENTRIES = ("ome", "projections", "interim", RECORD, SHARD_RECORDS)
 
 
 def rng(seed: int, sequence: int, purpose: int, *more: int) -> np.random.Generator:

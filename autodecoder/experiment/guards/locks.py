@@ -174,6 +174,27 @@ def hold_lock(folder: Path, what: str, log: Log = print,
             _release(folder, token, log)
 
 
+@contextmanager
+def hold_output_lock(out: Path, part: str | None, what: str, log: Log = print) -> Iterator[None]:
+    """The lock of the output folder ``out``; with ``part`` (a shard's ``.shard-I-of-N``) the lock of
+    ``<out>/<part>`` instead, so that the shards of a job array write into one folder at once (each
+    writes only its own files). ``what`` names the part in messages (e.g. "shard 1/4")."""
+    if part is None:
+        with hold_lock(out, "the output folder", log):
+            yield
+        return
+    folder = Path(out) / part
+    folder.mkdir(exist_ok=True)
+    try:
+        with hold_lock(folder, f"{what} of the output folder", log):
+            yield
+    finally:
+        try:
+            folder.rmdir()  # empty once the lock is gone; left if a rival of the same part still holds it
+        except OSError:
+            pass
+
+
 def _release(folder: Path, token: str, log: Log) -> None:
     lockfile = folder / LOCK_NAME
     try:
