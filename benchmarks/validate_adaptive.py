@@ -7,7 +7,10 @@ experiment, decode frames densely (the fast path, equal to the plain path to
 agrees, connected components (26-connectivity) of the dense mask that the
 adaptive mask misses, the largest difference on the voxels adaptive extraction
 evaluated, network evaluations, times, and the steepest slope of the network
-between neighbouring voxels (what the slope bound ``L`` must exceed).
+between neighbouring voxels (what the slope bound ``L`` must exceed). It also stores each
+adaptive frame as ``test.py --adaptive`` does by default (``--store compact``: exact values inside the
+cell and in a band, a constant beyond) and compares the stored frame's masks ``sdf <= 0`` and
+``sdf <= 0.035`` (the filopodial threshold) with the dense ones, voxel for voxel.
 
     python benchmarks/validate_adaptive.py -x experiments/demo -e latest \
         --grid 128 --frames 12 --grid 256 --frames 30 --pick 3
@@ -27,12 +30,16 @@ from scipy import ndimage
 
 from autodecoder.cli import base
 from autodecoder.decoding import adaptive
+from autodecoder.decoding.options import resolve_storage
 from autodecoder.decoding.trained import TrainedModel, load_model
 from autodecoder.decoding.types import Job, plan
 from autodecoder.experiment.keys import default
+from autodecoder.io.exports import FILO_THRESHOLD
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL = np.ones((3, 3, 3), dtype=bool)
+#: ``test.py --adaptive``'s default storage: masks at 0 and the filopodial threshold kept exact.
+COMPACT = resolve_storage(None, adaptive=True, exports=None, band=None)
 
 
 def max_slope(f: np.ndarray, near: float = 0.3) -> tuple[float, float]:
@@ -90,17 +97,21 @@ def validate_frame(model: TrainedModel, job: Job, dims: tuple, n_frames: int, f:
     t_ad = time.perf_counter() - t0
     md, ma = dense <= 0, a <= 0
     n_d, n_a, lost = lost_components(md, ma)
+    stored = COMPACT.encode(a)  # what a compact file holds for this frame
+    compact_disagree = sum(int(np.sum((dense <= v) != (stored <= v))) for v in COMPACT.levels)
     ex = st["exact"]
     slope, slope_near = max_slope(dense)
     return dict(grid=dims[0], safety=safety, seq=job.index, frame=f, voxels=int(dense.size),
-                disagree=int(np.sum(md != ma)), comps_dense=n_d, comps_adaptive=n_a, lost=lost,
+                disagree=int(np.sum(md != ma)), compact_disagree=compact_disagree, comps_dense=n_d,
+                comps_adaptive=n_a, lost=lost,
                 band_maxdiff=float(np.abs(a[ex] - dense[ex]).max()), evaluations=int(st["evaluations"]),
                 t_adaptive=t_ad, slope=slope, slope_near=slope_near)
 
 
 def frame_line(r: dict, lip: float) -> str:
     return (f"{r['grid']}³ L={lip:.1f} {r['kind']} {r['seq']} t{r['frame']:02d}: agree "
-            f"{100 * (1 - r['disagree'] / r['voxels']):.5f} %, components {r['comps_dense']}/{r['comps_adaptive']} "
+            f"{100 * (1 - r['disagree'] / r['voxels']):.5f} %, compact file's masks at 0/{FILO_THRESHOLD:g}: "
+            f"{r['compact_disagree']} voxels differ, components {r['comps_dense']}/{r['comps_adaptive']} "
             f"lost {r['lost']}, band max|Δ| {r['band_maxdiff']:.1e}, evaluations {r['evaluations']} (dense/adaptive "
             f"{r['voxels'] / r['evaluations']:.1f}×), time {r['t_dense']:.1f} s / {r['t_adaptive']:.1f} s, "
             f"slope {r['slope']:.1f} (near 0: {r['slope_near']:.1f})")
@@ -110,7 +121,8 @@ def summary_line(rs: list[dict], grid: int, safety: float) -> str:
     vox = sum(r["voxels"] for r in rs)
     return (f"{grid}³, L = {adaptive.lipschitz_bound(safety):.1f} (safety {safety:g}): {len(rs)} frames, mask "
             f"agreement {100 * (1 - sum(r['disagree'] for r in rs) / vox):.5f} % (worst frame "
-            f"{100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), components lost "
+            f"{100 * (1 - max(r['disagree'] / r['voxels'] for r in rs)):.5f} %), compact files: "
+            f"{sum(r['compact_disagree'] for r in rs)} voxels differ from dense at 0 and {FILO_THRESHOLD:g}, components lost "
             f"{sum(r['lost'] for r in rs)} of {sum(r['comps_dense'] for r in rs)}, band max|Δ| "
             f"{max(r['band_maxdiff'] for r in rs):.1e}, evaluations dense/adaptive "
             f"{vox / sum(r['evaluations'] for r in rs):.1f}× (worst frame "
