@@ -122,7 +122,7 @@ def _ctc_sequence(folder: Path, notes: list[str]) -> tuple[list[FrameRef], list[
     return [FrameRef(p) for p in files], masks
 
 
-def _ctc_sequences(path: Path) -> list[Path]:
+def ctc_sequences(path: Path) -> list[Path]:
     """The CTC sequence folders ``path`` stands for: itself, its numbered sub-folders, or none."""
     if _SEQUENCE.match(path.name) and path.with_name(path.name + "_GT").is_dir():
         return [path]
@@ -150,7 +150,7 @@ def collect_images(path: str | Path, masks: str | Path | None = None, what: str 
         raise UserError(f"{path}: {what} not found (expected a folder of 3-D TIFF frames, a 4-D TIFF stack "
                         "or a CTC dataset)")
     notes: list[str] = []
-    sequences = _ctc_sequences(path) if path.is_dir() else []
+    sequences = ctc_sequences(path) if path.is_dir() else []
     if sequences:
         pairs = [_ctc_sequence(s, notes) for s in sequences]
         frames = [f for fr, _ in pairs for f in fr]

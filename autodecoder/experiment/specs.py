@@ -34,12 +34,13 @@ def _fail(path: Path, key: str, expected: str, value: Any = None, show_value: bo
     raise UserError(f"{path}: key \"{key}\": expected {expected}{got}")
 
 
-def _unknown(path: Path, key: str, known: list[str], where: str) -> None:
+def refuse_unknown_key(source: str | Path, key: str, known: list[str], where: str = "") -> None:
+    """One line: ``source: unknown key "key"<where>; did you mean "…"?`` (the closest known key, or a case slip)."""
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:  # case slips ("numepochs") are the commonest typo
         close = [k for k in known if k.lower() == key.lower()]
     hint = f"; did you mean \"{close[0]}\"?" if close else ""
-    raise UserError(f"{path}: unknown key \"{key}\"{where}{hint}")
+    raise UserError(f"{source}: unknown key \"{key}\"{where}{hint}")
 
 
 class _DuplicateKey(Exception):
@@ -110,7 +111,7 @@ def validate(raw: dict, path: Path, command: str) -> dict:
             warnings.warn(f"{path}: key \"{key}\" is ignored ({LEGACY_TOP_KEYS[key]})", SpecsWarning, stacklevel=2)
             continue
         if key not in TOP_KEYS:
-            _unknown(path, key, known, "")
+            refuse_unknown_key(path, key, known, "")
         what = TOP_KEYS[key].check(value)
         if what is not None:
             _fail(path, key, what, value)
@@ -143,7 +144,7 @@ def _validate_network(net: dict, path: Path, code_length: int | None) -> dict:
                           SpecsWarning, stacklevel=3)
             continue
         if key not in NETWORK_KEYS:
-            _unknown(path, f"NetworkSpecs.{key}", [f"NetworkSpecs.{k}" for k in known], "")
+            refuse_unknown_key(path, f"NetworkSpecs.{key}", [f"NetworkSpecs.{k}" for k in known], "")
         what = NETWORK_KEYS[key].check(value)
         if what is not None:
             _fail(path, f"NetworkSpecs.{key}", what, value)
@@ -189,7 +190,7 @@ def _validate_schedules(scheds: Any, path: Path) -> None:
                 _fail(path, f"{key}[{i}].{name}", what, s[name])
         for name in s:
             if name != "Type" and name not in needed:
-                _unknown(path, f"{key}[{i}].{name}", [f"{key}[{i}].{n}" for n in needed],
+                refuse_unknown_key(path, f"{key}[{i}].{name}", [f"{key}[{i}].{n}" for n in needed],
                          f" (a \"{kind}\" schedule takes " + ", ".join(needed) + ")")
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autodecoder.experiment.errors import UserError
-from autodecoder.experiment.specs import read_json
+from autodecoder.experiment.specs import read_json, refuse_unknown_key
 from autodecoder.microscopy.camera import CameraSettings
 from autodecoder.microscopy.optics import PSFSettings
 
@@ -168,24 +167,24 @@ def _apply(config: SynthesisConfig, updates: dict[str, Any], source: str) -> Non
         if section == "preset":
             continue
         if section not in _SECTIONS:
-            _unknown(source, section, list(_SECTIONS) + ["preset"])
+            refuse_unknown_key(source, section, list(_SECTIONS) + ["preset"])
         if not isinstance(values, dict):
             raise UserError(f"{source}: \"{section}\": expected an object of settings, got {values!r}")
         target = getattr(config, section)
         names = [f.name for f in dataclasses.fields(target)]
         for key, value in values.items():
             if key not in names:
-                _unknown(source, f"{section}.{key}", [f"{section}.{n}" for n in names])
+                refuse_unknown_key(source, f"{section}.{key}", [f"{section}.{n}" for n in names])
             default = getattr(type(target)(), key)
-            setattr(target, key, _convert(value, default, f"{source}: \"{section}.{key}\""))
+            setattr(target, key, convert_setting(value, default, f"{source}: \"{section}.{key}\""))
 
 
-def _convert(value: Any, default: Any, where: str) -> Any:
+def convert_setting(value: Any, default: Any, where: str) -> Any:
     """``value`` as the type of ``default`` (tuples from lists; numbers; None where allowed)."""
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise UserError(f"{where}: expected a list of {len(default)} numbers, got {value!r}")
-        return tuple(_convert(v, d, where) for v, d in zip(value, default))
+        return tuple(convert_setting(v, d, where) for v, d in zip(value, default))
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise UserError(f"{where}: expected true or false, got {value!r}")
@@ -197,12 +196,6 @@ def _convert(value: Any, default: Any, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{where}: expected a number, got {value!r}")
     return value
-
-
-def _unknown(source: str, key: str, known: list[str]) -> None:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"; did you mean \"{close[0]}\"?" if close else ""
-    raise UserError(f"{source}: unknown key \"{key}\"{hint}")
 
 
 def build_config(path: str | Path | None = None, preset: str | None = None,

@@ -46,7 +46,7 @@ def save_latest(exp: Path, state: dict[str, Any]) -> None:
         torch.save({"format": LATEST_FORMAT, **state}, tmp)
 
 
-def _torch_load(path: Path) -> Any:
+def torch_load(path: Path) -> Any:
     """``torch.load`` of plain tensors only (``weights_only``): a file holding other Python objects is
     refused without running any of its code, and without PyTorch's advice to load it unsafely."""
     if not path.is_file():
@@ -71,7 +71,7 @@ def load_latest(exp: Path) -> dict[str, Any]:
     path = ws.latest_file(exp)
     if not path.is_file():
         raise UserError(f"{path}: no latest checkpoint (available: {ws.describe_available(exp)})")
-    state = _torch_load(path)
+    state = torch_load(path)
     if not isinstance(state, dict) or state.get("format") != LATEST_FORMAT:
         raise UserError(f"{path}: not a training-state checkpoint of this project")
     return state
@@ -79,7 +79,7 @@ def load_latest(exp: Path) -> dict[str, Any]:
 
 def load_model_state(path: Path) -> tuple[dict[str, torch.Tensor], int | None]:
     """Read an original-layout ``*_model.pth`` → (state dict without prefix, its epoch)."""
-    ck = _torch_load(path)
+    ck = torch_load(path)
     if not isinstance(ck, dict) or "model_state_dict" not in ck:
         raise UserError(f"{path}: no \"model_state_dict\" in the checkpoint")
     return strip_module_prefix(ck["model_state_dict"]), ck.get("epoch")
