@@ -122,6 +122,8 @@ def test_realism_stage_follows_the_cli_contract(tmp_path, monkeypatch):
     trained once on the unlabelled synthetic set, never on the test set; applied to the full pipeline's data."""
     import sys
     import types
+
+    import autodecoder.cli
     calls = []
 
     def main(argv):
@@ -132,7 +134,9 @@ def test_realism_stage_follows_the_cli_contract(tmp_path, monkeypatch):
             return 0
         shutil.copytree(argv[3], out)  # apply: ["apply", "--model", RUN, INPUT, "--out", OUTPUT, ...]
         return 0
-    monkeypatch.setitem(sys.modules, "autodecoder.cli.realism", types.SimpleNamespace(main=main))
+    stand_in = types.SimpleNamespace(main=main)
+    monkeypatch.setitem(sys.modules, "autodecoder.cli.realism", stand_in)
+    monkeypatch.setattr(autodecoder.cli, "realism", stand_in, raising=False)  # once imported, the package holds it
     torch.set_num_threads(1)
     seg = SegmentationSettings(channels=(4, 8), strides=(2,), patch_zyx=(16, 32, 32), batch=1, steps=2)
     settings = TransferSettings(shape_zyx=(16, 40, 40), voxel_size_xyz=(0.75, 0.75, 0.75), cube_size_um=10.0,
