@@ -54,7 +54,7 @@ def test_temperature_zero_is_the_mean_code_exactly():
     drawn = g.draw(5, 0.0, np.random.default_rng(1))
     assert np.array_equal(drawn, np.repeat(codes.astype(np.float64).mean(0).astype(np.float32)[None], 5, 0))
     jobs = plan("sample", codes, np.zeros((6, 3), np.float32), 4, seed=3,
-                           options=LatentOptions(temperature=0.0))
+                           options=LatentOptions(temperature=0.0, prior="gaussian"))
     assert len(jobs) == 4 and all(np.array_equal(j.code, drawn[0]) for j in jobs)
     rot = np.stack([j.angles for j in jobs])
     assert np.all(np.abs(rot) <= math.pi) and rot.std() > 0.5  # rotations uniform on SO(3), as XYZ angles
@@ -121,9 +121,75 @@ def test_pca_keeps_the_leading_directions(tmp_path):
     assert back.method == "pca" and np.array_equal(back.factor, g.factor) and np.array_equal(back.mean, g.mean)
 
 
+# --------------------------------------------------------------------------
+# the mix prior (mixing of nearest learned codes)
+
+def _circle_codes(n: int, seed: int, noise: float = 0.05) -> np.ndarray:
+    """``n`` codes of length 6 uniform on a circle of radius 3 in a tilted plane, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    plane = np.linalg.qr(np.random.default_rng(50).standard_normal((6, 2)))[0]
+    a = rng.uniform(0, 2 * math.pi, n)
+    return 3 * np.stack([np.cos(a), np.sin(a)], 1) @ plane.T + noise * rng.standard_normal((n, 6)), plane
+
+
+def test_mix_prior_recovers_a_known_distribution_and_stays_on_it():
+    from autodecoder.decoding import priors
+    from autodecoder.evaluation.generative import energy_test
+    from scipy import stats
+    codes, plane = _circle_codes(200, 1)
+    mix = priors.fit_prior("mix", codes)
+    x = mix.draw(2000, 1.0, np.random.default_rng(2)).astype(np.float64)
+    y = x @ plane
+    # the angle around the circle is uniform (KS against U(−π, π), as many draws as fresh codes: with far
+    # more, KS would find the 200 learned codes' own departure from uniform, which draws inherit) and
+    # the draws stay on the circle
+    angle = np.arctan2(y[:300, 1], y[:300, 0])
+    assert stats.kstest(angle, stats.uniform(-math.pi, 2 * math.pi).cdf).pvalue > 0.01
+    off = np.abs(np.linalg.norm(y, axis=1) - 3)
+    kde = priors.fit_prior("kde", codes).draw(2000, 1.0, np.random.default_rng(2)).astype(np.float64) @ plane
+    assert np.median(off) < 0.12 < np.median(np.abs(np.linalg.norm(kde, axis=1) - 3))  # kde spreads off it
+    # against fresh codes of the truth: an energy permutation test (the Gaussian fails it: a filled disc)
+    fresh = _circle_codes(300, 3)[0]
+    _, p = energy_test(x[:300], fresh, 300, np.random.default_rng(4))
+    gauss = priors.fit_prior("gaussian", codes).draw(300, 1.0, np.random.default_rng(2))
+    _, p_gauss = energy_test(gauss, fresh, 300, np.random.default_rng(4))
+    assert p > 0.01 and p_gauss < 0.01, (p, p_gauss)
+    # held-out codes are likelier under mix than under kde and the Gaussian (nats per code)
+    held = _circle_codes(300, 5)[0]
+    assert mix.log_density(held).mean() > priors.fit_prior("kde", codes).log_density(held).mean() + 0.5
+    assert mix.log_density(held).mean() > priors.fit_prior("gaussian", codes).log_density(held).mean() + 2.0
+
+
+def test_mix_prior_density_integrates_to_one_and_seeds_reproduce(tmp_path):
+    from autodecoder.decoding import priors
+    codes = _circle_codes(30, 6, noise=0.3)[0]
+    mix = priors.fit_prior("mix", codes, pca=2)
+    assert mix.points.shape == (30, 2) and mix.neighbours == 4 and "leave-one-out" in mix.describe()
+    # ∫ p over the 2-D subspace = 1: a 400 × 400 grid over ±8 scales of the codes
+    span = 8 * mix.space.scales
+    g0, g1 = (np.linspace(-s, s, 400) for s in span)
+    y = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+    cell = (g0[1] - g0[0]) * (g1[1] - g1[0])
+    assert np.exp(mix.log_density(mix.space.lift(y).astype(np.float64) * 1.0)).sum() * cell == pytest.approx(1, abs=0.01)
+    a = mix.draw(9, 0.7, np.random.default_rng(3))
+    assert np.array_equal(a, priors.fit_prior("mix", codes, pca=2).draw(9, 0.7, np.random.default_rng(3)))
+    back = priors.Prior.load(mix.save(tmp_path / "mix.npz"))
+    assert isinstance(back, priors.MixPrior) and np.array_equal(back.draw(9, 0.7, np.random.default_rng(3)), a)
+    # temperature 0: the learned codes' projections (copies); --around is the Gaussian's alone
+    x = mix.draw(40, 0.0, np.random.default_rng(1)).astype(np.float64)
+    assert np.abs(x[:, None] - mix.space.lift(mix.points)[None]).max(-1).min(1).max() < 1e-5
+    with pytest.raises(UserError, match="--around: only used by --prior gaussian, not by --prior mix"):
+        mix.draw(2, 1.0, np.random.default_rng(0), center=codes[0])
+    with pytest.raises(UserError, match="--prior mix: needs at least 3 learned codes"):
+        priors.fit_prior("mix", codes[:2])
+    held = _circle_codes(50, 7, noise=0.3)[0]
+    val = priors.fit_prior("mix", codes, pca=2, validation=held)
+    assert "validation" in val.describe() and val.log_density(held).mean() >= mix.log_density(held).mean() - 1e-9
+
+
 def test_sample_decodes_the_mean_code_and_saves_the_distribution(reference, tmp_path):
     files = _run(reference, "sample", seed=2, out_dir=tmp_path / "s0",
-                 options=LatentOptions(temperature=0.0, num=2))
+                 options=LatentOptions(temperature=0.0, num=2, prior="gaussian"))
     trained = checkpoints.load_trained(reference, 10, 192)
     saved = ws.latent_prior_file(reference, 10, "gaussian")
     assert saved.name == "e0010_latent_gaussian.npz" and saved.parent == reference / ws.CODES_DIR

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
 from autodecoder.decoding.priors import PRIORS
@@ -23,9 +23,12 @@ TYPES = ("reconstruct", "generate", "generate_filo", "sample", "fit", "interpola
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_STEPS = 5
 DEFAULT_PATH = "slerp"
-#: The priors of ``-t sample --prior``; the default until a benchmark chooses another.
+#: The priors of ``-t sample --prior``. The default is the one ``benchmarks/generation_quality.py`` found
+#: closest to held-out cells (benchmarks/README.md); ``--around`` without ``--prior`` uses the Gaussian,
+#: the only prior with a centre.
 PRIOR_NAMES = tuple(PRIORS)
-DEFAULT_PRIOR = "gaussian"
+DEFAULT_PRIOR = "kde"
+AROUND_PRIOR = "gaussian"
 
 
 @dataclass
@@ -111,8 +114,10 @@ def check_options(kind: str, options: LatentOptions | None) -> LatentOptions:
         value = getattr(opts, name)
         if value is not None and not ok(value):
             raise UserError(f"{OPTION_TYPES[name][0]} {value}: expected {what}")
-    if opts.around is not None and opts.prior not in (None, "gaussian"):  # a centre is the Gaussian's alone
-        raise UserError(f"--around {opts.around}: only used by --prior gaussian, not by --prior {opts.prior}")
+    if opts.around is not None and opts.prior not in (None, AROUND_PRIOR):  # a centre is the Gaussian's alone
+        raise UserError(f"--around {opts.around}: only used by --prior {AROUND_PRIOR}, not by --prior {opts.prior}")
+    if opts.around is not None and opts.prior is None:
+        opts = replace(opts, prior=AROUND_PRIOR)
     return opts
 
 

@@ -17,16 +17,29 @@ no pickles), ``name`` and a one-line ``describe``. The priors (:data:`PRIORS`):
 * ``kde``: a Gaussian kernel density in the PCA subspace, its kernel the codes' covariance there
   (diagonal in the PCA basis) times ``h²``; ``h`` maximises the leave-one-out log-likelihood of the
   codes, or the validation codes' log-likelihood when given. A draw picks a learned code at random
-  and adds kernel noise.
+  and adds kernel noise. The default of ``test.py -t sample`` (:data:`autodecoder.decoding.options.DEFAULT_PRIOR`).
+* ``mix``: mixing of nearest learned codes. A draw picks a learned code ``c_i`` at random and one of
+  its ``k`` = :data:`MIX_NEIGHBOURS` nearest learned codes ``c_m`` (Euclidean, in the PCA subspace,
+  not whitened: whitening would blow the directions in which the codes hardly vary up to the size
+  of the others), moves a uniform share ``λ ~ U(0, ½)`` of the way from ``c_i`` towards ``c_m``
+  (up to the midpoint; the pair seen from ``c_m`` covers the other half), and adds isotropic
+  Gaussian noise ``σ·z``. New codes thus lie between neighbouring learned cells, never beyond the
+  learned codes (a kernel density spreads around each code in every direction instead, also
+  outwards and off the codes' span). Its density is closed-form: per pair, a Gaussian across the
+  segment times a difference of normal CDFs along it. ``σ = h·s``, ``s`` the codes' root mean
+  variance per axis, ``h`` maximising the leave-one-out log-likelihood of the codes (segments that
+  touch the code left out are left out), or the validation codes' log-likelihood.
 
 Temperature ``τ`` scales the spread around each centre: the Gaussian's mean (or ``--around``), each
 component's mean, each learned code. ``τ = 0`` therefore gives the mean code (gaussian), the
-component means (gmm), and **copies of the learned codes** (kde: their projections on the
-subspace, the codes themselves without ``--pca``); ``τ = 1`` the fitted distribution.
-``--around`` has a meaning for the Gaussian only and is refused for the others
-(:func:`autodecoder.decoding.options.check_options`).
+component means (gmm), and **copies of the learned codes** (kde and mix: their projections on the
+subspace, the codes themselves without ``--pca``); ``τ = 1`` the fitted distribution. For mix ``τ``
+scales both the noise and the share of the way towards the neighbour (``λ ~ U(0, τ/2)``: at
+``τ = 2`` a draw may reach the neighbour itself).
+``--around`` has a meaning for the Gaussian only: refused for the others, and without ``--prior`` it
+selects the Gaussian (:func:`autodecoder.decoding.options.check_options`).
 
-``log_density`` of gmm and kde is that of the codes' projection on the prior's subspace: it compares
+``log_density`` of gmm, kde and mix is that of the codes' projection on the prior's subspace: it compares
 settings of one prior on one subspace, not densities of different dimension. New cells' orientations:
 :func:`~autodecoder.decoding.latent.uniform_rotations` (uniform on SO(3)).
 """
@@ -35,13 +48,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize_scalar
 from scipy.spatial.distance import cdist
-from scipy.special import logsumexp
+from scipy.special import log_ndtr, logsumexp
 
 from autodecoder.decoding import latent
 from autodecoder.decoding.latent import Subspace, pca_subspace
@@ -49,6 +62,8 @@ from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import atomic_path
 
 MAX_COMPONENTS = 6
+#: ``mix``: nearest learned codes each code is mixed with (fewer when there are fewer codes).
+MIX_NEIGHBOURS = 4
 STRENGTHS = (0.25, 1.0, 4.0)  # ν / d tried when validation codes choose it; 1.0 otherwise
 LOG_2PI = math.log(2 * math.pi)
 
@@ -305,14 +320,9 @@ class KDEPrior(Prior):
         def loss(log_h: float) -> float:
             return -float(_kernel_log_mean(d2, math.exp(log_h), u.shape[1], others).mean())
 
-        grid = np.linspace(math.log(1e-3), math.log(10.0), 61)
-        i = int(np.argmin([loss(g) for g in grid]))
-        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-        log_h = float(res.x) if res.fun <= loss(grid[i]) else float(grid[i])
         how = "leave-one-out" if held is None else "validation"
-        return cls(space, u * space.scales, math.exp(log_h),
-                   f"bandwidth {math.exp(log_h):.4g} by {how} log-likelihood ({-loss(log_h):.4g})", source)
+        h, value = _bandwidth(loss)
+        return cls(space, u * space.scales, h, f"bandwidth {h:.4g} by {how} log-likelihood ({-value:.4g})", source)
 
     def draw(self, n, temperature=1.0, rng=None, center=None):
         """A learned code picked uniformly, plus ``τ·h·scales·z``: ``τ = 0`` copies learned codes."""
@@ -350,8 +360,132 @@ def _kernel_log_mean(d2: np.ndarray, h: float, d: int, count: int) -> np.ndarray
     return logsumexp(-0.5 * d2 / h ** 2, axis=1) - math.log(count) - d * math.log(h) - 0.5 * d * LOG_2PI
 
 
+def _bandwidth(loss: Callable[[float], float]) -> tuple[float, float]:
+    """``(h, loss(log h))`` minimising ``loss`` over log h in [log 1e-3, log 10]: a grid, then a bounded search."""
+    grid = np.linspace(math.log(1e-3), math.log(10.0), 61)
+    values = [loss(g) for g in grid]
+    i = int(np.argmin(values))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    log_h = float(res.x) if res.fun <= values[i] else float(grid[i])
+    return math.exp(log_h), float(loss(log_h))
+
+
+def _log_segment_density(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, sigma: float) -> np.ndarray:
+    """log p of each point x (m, d) under each blurred segment (K pairs): the uniform distribution on the
+    segment from ``starts[k]`` to ``ends[k]`` (K, d) convolved with N(0, σ²·I) → (m, K).
+
+    With ``e`` the unit direction and ``L`` the length, ``t = (x − a)·e`` and ``r²`` the squared distance
+    from the segment's line: ``p = N(r; σ) in d − 1 dimensions × (Φ(t/σ) − Φ((t − L)/σ)) / L``, and a
+    plain N(a, σ²·I) for a segment of length 0.
+    """
+    d = x.shape[1]
+    chunk = max(1, int(4e6) // max(len(starts) * d, 1))  # rows of x at a time: (chunk, K, d) stays small
+    if len(x) > chunk:
+        return np.concatenate([_log_segment_density(x[i:i + chunk], starts, ends, sigma)
+                               for i in range(0, len(x), chunk)])
+    vec = ends - starts
+    length = np.linalg.norm(vec, axis=1)
+    e = np.where(length[:, None] > 0, vec / np.maximum(length, 1e-300)[:, None], 0.0)
+    rel = x[:, None, :] - starts[None]                       # (m, K, d)
+    t = np.einsum("mkd,kd->mk", rel, e)
+    r2 = np.maximum((rel ** 2).sum(-1) - t ** 2, 0.0)
+    point = -0.5 * (rel ** 2).sum(-1) / sigma ** 2 - d * math.log(sigma) - 0.5 * d * LOG_2PI
+    hi, lo = t / sigma, (t - length[None]) / sigma           # Φ(hi) − Φ(lo), hi ≥ lo
+    # log(Φ(hi) − Φ(lo)) without cancellation: on the side of the smaller tails
+    upper = lo > 0
+    a = np.where(upper, log_ndtr(-lo), log_ndtr(hi))
+    b = np.where(upper, log_ndtr(-hi), log_ndtr(lo))
+    log_diff = a + np.log1p(-np.exp(np.minimum(b - a, 0.0)) + 1e-300)
+    along = -0.5 * r2 / sigma ** 2 - (d - 1) * math.log(sigma) - 0.5 * (d - 1) * LOG_2PI \
+        + log_diff - np.log(np.maximum(length, 1e-300))[None]
+    return np.where(length[None] > 0, along, point)
+
+
+class MixPrior(Prior):
+    """Mixing of nearest learned codes: blurred segments towards each code's neighbours (module docstring)."""
+
+    name = "mix"
+    format = "autodecoder-latent-mix/1"
+
+    def __init__(self, space: Subspace, points: np.ndarray, pairs: np.ndarray, sigma: float, selection: str,
+                 source: str = "") -> None:
+        self.space, self.points, self.pairs, self.sigma = space, points, pairs, sigma
+        self.selection, self.source = selection, source
+
+    @property
+    def neighbours(self) -> int:
+        return len(self.pairs) // len(self.points)
+
+    @classmethod
+    def fit(cls, codes, pca=None, validation=None, seed=0, source=""):
+        """Each code paired with its nearest codes; ``σ`` by leave-one-out (or validation) log-likelihood."""
+        space = pca_subspace(codes, pca, source)
+        u = space.project(codes)
+        n, d = u.shape
+        k = min(MIX_NEIGHBOURS, n - 2)
+        if k < 1:
+            raise UserError(f"--prior mix: needs at least 3 learned codes, got {n}")
+        d2 = cdist(u, u, "sqeuclidean")
+        np.fill_diagonal(d2, np.inf)
+        near = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        pairs = np.stack([np.repeat(np.arange(n), k), near.reshape(-1)], 1)  # (n·k, 2): code i, neighbour m
+        starts, mids = u[pairs[:, 0]], (u[pairs[:, 0]] + u[pairs[:, 1]]) / 2
+        unit = math.sqrt(float(np.mean(space.scales ** 2)))
+        if validation is None:
+            held, how = u, "leave-one-out"
+            # code j is left out with every segment that starts or ends at it
+            keep = (pairs[None, :, 0] != np.arange(n)[:, None]) & (pairs[None, :, 1] != np.arange(n)[:, None])
+        else:
+            held, how = space.project(validation), "validation"
+            keep = np.ones((len(held), len(pairs)), bool)
+
+        def loss(log_h: float) -> float:
+            logp = np.where(keep, _log_segment_density(held, starts, mids, math.exp(log_h) * unit), -np.inf)
+            return -float((logsumexp(logp, axis=1) - np.log(keep.sum(1))).mean())
+
+        h, value = _bandwidth(loss)
+        return cls(space, u, pairs, h * unit,
+                   f"{k} neighbours, noise σ = {h:.4g} × the codes' rms spread per axis by {how} log-likelihood "
+                   f"({-value:.4g})", source)
+
+    def draw(self, n, temperature=1.0, rng=None, center=None):
+        """A pair (code, neighbour) picked uniformly, ``λ ~ U(0, τ/2)`` of the way along it, plus ``τ·σ·z``."""
+        self._check_draw(temperature, center)
+        rng = rng if rng is not None else np.random.default_rng()
+        which = self.pairs[rng.integers(len(self.pairs), size=n)]
+        share = rng.uniform(0.0, 0.5, size=n) * temperature
+        z = rng.standard_normal((n, self.points.shape[1]))
+        a, b = self.points[which[:, 0]], self.points[which[:, 1]]
+        return self.space.lift(a + share[:, None] * (b - a) + temperature * self.sigma * z)
+
+    def log_density(self, codes):
+        u = self.space.project(codes)
+        a = self.points[self.pairs[:, 0]]
+        mids = (a + self.points[self.pairs[:, 1]]) / 2
+        return logsumexp(_log_segment_density(u, a, mids, self.sigma), axis=1) - math.log(len(self.pairs))
+
+    def save(self, path):
+        return _save(path, format=self.format, **vars(self.space), points=self.points, pairs=self.pairs,
+                     sigma=self.sigma, selection=self.selection, source=self.source)
+
+    @classmethod
+    def _from_npz(cls, z: Any) -> "MixPrior":
+        return cls(Subspace(z["mean"], z["basis"], z["scales"]), z["points"], z["pairs"], float(z["sigma"]),
+                   str(z["selection"]), str(z["source"]))
+
+    def describe(self):
+        return (f"mixing of nearest codes on {len(self.points)} codes of length {self.space.mean.shape[0]} in their "
+                f"{self.points.shape[1]}-dimensional PCA subspace: each code towards one of its {self.selection} "
+                f"(up to the midpoint, plus noise)")
+
+    def attrs(self):
+        return {**super().attrs(), "prior_noise": self.sigma, "prior_neighbours": self.neighbours,
+                "prior_subspace": self.points.shape[1]}
+
+
 #: The priors of ``test.py -t sample --prior NAME``.
-PRIORS: dict[str, type[Prior]] = {"gaussian": GaussianPrior, "gmm": GMMPrior, "kde": KDEPrior}
+PRIORS: dict[str, type[Prior]] = {"gaussian": GaussianPrior, "gmm": GMMPrior, "kde": KDEPrior, "mix": MixPrior}
 
 
 def fit_prior(name: str, codes: np.ndarray, pca: int | None = None, validation: np.ndarray | None = None,

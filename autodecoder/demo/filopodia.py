@@ -19,6 +19,8 @@ _FILO_RADIUS_TIP = 0.051  # 1.6 voxels at 64^3
 _FILO_MIN_RADIUS_VOX = 1.5  # never thinner than 3 voxels across
 _FILO_SMOOTH_K = 0.05
 _FILO_SEGMENT = 0.05  # polyline segment length used to draw bent tubes
+#: Most filopodia an override may ask for (directions at least 40° apart must exist).
+MAX_FILOPODIA = 12
 
 
 def _well_separated_directions(rng, count: int, min_angle_deg: float) -> list[np.ndarray]:
@@ -79,18 +81,29 @@ def _filo_branches(rng: np.random.Generator, tubes: list[dict], limit: float, h:
     return branches
 
 
-def filo_params(seed: int, h: float, limit: float) -> dict:
-    """The random layout of a filopodial cell: body, tubes (filopodia) and their branches."""
+def filo_params(seed: int, h: float, limit: float, overrides: dict | None = None) -> dict:
+    """The random layout of a filopodial cell: body, tubes (filopodia) and their branches.
+
+    ``overrides`` (see :mod:`autodecoder.demo.phantoms`): ``radius`` (body radius before the per-axis
+    factors), ``growth`` (body radius × (1 + growth·u)), ``count`` (filopodia) and ``length`` (factor
+    on each filopodium's extension beyond the body); the other draws stay those of ``seed``.
+    """
+    o = overrides or {}
     rng = np.random.default_rng(seed)
     rad_base = max(_FILO_RADIUS_BASE, _FILO_MIN_RADIUS_VOX * h)
     rad_tip = max(_FILO_RADIUS_TIP, _FILO_MIN_RADIUS_VOX * h)
     limit = limit - rad_base  # tube axes stay this far inside
     centre = rng.uniform(-0.05, 0.05, size=3)
     rot = random_rotation(rng)
-    radii = _FILO_BODY_RADIUS * rng.uniform(0.92, 1.08, size=3)
+    radii = float(o.get("radius", _FILO_BODY_RADIUS)) * rng.uniform(0.92, 1.08, size=3)
     breathe_phase = rng.uniform(0, 2 * np.pi)
+    growth = float(o.get("growth", 0.0))
 
     n_filo = int(rng.integers(4, 8))  # 4..7
+    if "count" in o:
+        n_filo = int(o["count"])
+        if not 0 <= n_filo <= MAX_FILOPODIA:
+            raise ValueError(f"filo: count must be 0 … {MAX_FILOPODIA}, got {n_filo}")
     dirs = _well_separated_directions(rng, n_filo, 40.0)
     tubes = []
     for i, d in enumerate(dirs):
@@ -99,7 +112,7 @@ def filo_params(seed: int, h: float, limit: float) -> dict:
         base = centre + 0.8 * t_surf * d
         bend_dir = unit(np.cross(d, random_direction(rng)))
         curv = rng.uniform(-0.35, 0.35)
-        length = 0.2 * t_surf + rng.uniform(0.28, 0.55)
+        length = 0.2 * t_surf + rng.uniform(0.28, 0.55) * float(o.get("length", 1.0))
 
         def path(s, base=base, d=d, bend_dir=bend_dir, curv=curv):
             s = np.atleast_1d(s)[:, None]
@@ -110,11 +123,11 @@ def filo_params(seed: int, h: float, limit: float) -> dict:
         duration = rng.uniform(0.3, 0.55)
         tubes.append(dict(path=path, length=length, onset=onset, duration=duration))
 
-    branches = _filo_branches(rng, tubes, limit, h)
+    branches = _filo_branches(rng, tubes, limit, h) if tubes else []
     # tubes are clipped to the border; the bound keeps 0.3 of room for them
-    bound = float(np.linalg.norm(centre) + radii.max() * 1.03 + _FILO_SMOOTH_K / 4 + 0.3)
+    bound = float(np.linalg.norm(centre) + radii.max() * 1.03 * (1.0 + max(growth, 0.0)) + _FILO_SMOOTH_K / 4 + 0.3)
     return dict(
-        centre=centre, rot=rot, radii=radii, breathe_phase=breathe_phase,
+        centre=centre, rot=rot, radii=radii, breathe_phase=breathe_phase, growth=growth,
         tubes=tubes, branches=branches, rad_base=rad_base, rad_tip=rad_tip, h=h, bound=bound,
     )
 
@@ -176,6 +189,8 @@ def _draw_tube(field: np.ndarray, axis: np.ndarray, path, length: float, full: f
 def filo_frame_mask(coords, axis, p: dict, u: float) -> np.ndarray:
     n = axis.shape[0]
     breathe = 1.0 + 0.03 * np.sin(2 * np.pi * u + p["breathe_phase"])
+    if p["growth"]:
+        breathe = breathe * (1.0 + p["growth"] * u)
     radii = p["radii"] * breathe
     a, b, c = local(*coords, p["centre"], p["rot"])
     q = np.sqrt((a / np.float32(radii[0])) ** 2 + (b / np.float32(radii[1])) ** 2

@@ -59,11 +59,32 @@ Kinds
     ``|delta| <= 0.35``. The centre ``c`` moves along a gently curved path by
     0.05-0.10 in total. One connected component.
 
-Public API: :data:`KINDS`, :func:`phantom_sequence`, :func:`demo_sequences`,
+Overrides
+---------
+``phantom_sequence(..., overrides={...})`` replaces some of the seed-drawn parameters (and the
+fixed timeline constants) by given values, so that populations with a wider, chosen variation
+can be drawn (:mod:`autodecoder.demo.populations`). Without ``overrides`` (or with an empty one)
+every sequence is exactly what it always was. The keys (:data:`OVERRIDES`), world units and
+normalised time ``u``:
+
+* every kind: ``radius`` (``r0`` of divide and deform; the body radius of filo before its
+  per-axis factors), ``growth`` (relative radius growth over the sequence: the mother's growth
+  before abscission for divide, default 0.16; ``radius·(1 + growth·u)`` for filo and deform,
+  default 0);
+* ``divide``: ``elongate_start`` (default 0.22) and ``abscission`` (default 0.64; above 1 the
+  cell pinches but does not divide within the sequence);
+* ``filo``: ``count`` (number of filopodia, default 4–7) and ``length`` (factor on each
+  filopodium's drawn extension beyond the body, default 1);
+* ``deform``: ``amplitude`` (factor on the spherical-harmonic amplitudes, default 1; ``|delta|``
+  stays capped at 0.35) and ``travel`` (distance the centre moves, default 0.05–0.10).
+
+Public API: :data:`KINDS`, :data:`OVERRIDES`, :func:`phantom_sequence`, :func:`demo_sequences`,
 :func:`abscission_frame`.
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 
@@ -71,9 +92,13 @@ from autodecoder.demo.filopodia import filo_frame_mask, filo_params
 from autodecoder.demo.shapes import local, random_direction, random_rotation, smin, smoothstep, unit
 from autodecoder.experiment.geometry import axis_coords, voxel_size
 
-__all__ = ["KINDS", "phantom_sequence", "demo_sequences", "abscission_frame"]
+__all__ = ["KINDS", "OVERRIDES", "phantom_sequence", "demo_sequences", "abscission_frame"]
 
 KINDS = ("divide", "filo", "deform")
+#: The parameters :func:`phantom_sequence` accepts as ``overrides``, per kind (module docstring).
+OVERRIDES = {"divide": ("radius", "growth", "elongate_start", "abscission"),
+             "filo": ("radius", "growth", "count", "length"),
+             "deform": ("radius", "growth", "amplitude", "travel")}
 
 #: Number of voxels next to each face of the volume that every cell leaves empty.
 BORDER_VOXELS = 3
@@ -107,14 +132,21 @@ def _border_limit(grid: int, extra: float = 0.0) -> float:
 # ---------------------------------------------------------------------------
 # "divide"
 # ---------------------------------------------------------------------------
-def _divide_params(seed: int, h: float) -> dict:
+def _divide_params(seed: int, h: float, overrides: dict | None = None) -> dict:
     rng = np.random.default_rng(seed)
     rot = random_rotation(rng)  # column 0: division axis
     r0 = rng.uniform(0.35, 0.38)
     scale = np.array([1.0, rng.uniform(0.93, 1.03), rng.uniform(0.93, 1.03)])
     centre = rng.uniform(-0.025, 0.025, size=3)
     neck_min = max(1.5 * h, 0.045) / min(scale[1:].min(), 1.0)
-    p = dict(rot=rot, r0=r0, scale=scale, centre=centre, neck_min=neck_min, h=h)
+    o = overrides or {}
+    p = dict(rot=rot, r0=float(o.get("radius", r0)), scale=scale, centre=centre, neck_min=neck_min, h=h,
+             growth=float(o.get("growth", _DIV_GROWTH)),
+             elongate_start=float(o.get("elongate_start", _DIV_ELONGATE_START)),
+             abscission=float(o.get("abscission", _DIV_ABSCISSION)))
+    if not 0.0 <= p["elongate_start"] < p["abscission"]:
+        raise ValueError(f"divide: expected 0 <= elongate_start < abscission, got {p['elongate_start']} "
+                         f"and {p['abscission']}")
     # farthest any cell point gets from the origin (lobe centres lie on the
     # unscaled division axis; the smooth union adds at most k/4)
     reach = max(s + (r_l + k / 4) * scale.max() for r_l, s, k in
@@ -126,17 +158,18 @@ def _divide_params(seed: int, h: float) -> dict:
 def _divide_state(p: dict, u: float):
     """Lobe radius, half-separation and smoothing width at time u."""
     k = _DIV_SMOOTH_K
-    grow = 1.0 + _DIV_GROWTH * smoothstep(u / _DIV_ABSCISSION)
+    start, abscission = p["elongate_start"], p["abscission"]
+    grow = 1.0 + p["growth"] * smoothstep(u / abscission)
     big_r = p["r0"] * grow
     r_d = big_r * 2.0 ** (-1.0 / 3.0)  # daughter radius: half the volume
-    if u < _DIV_ABSCISSION:
-        x = np.clip((u - _DIV_ELONGATE_START) / (_DIV_ABSCISSION - _DIV_ELONGATE_START), 0.0, 1.0)
+    if u < abscission:
+        x = np.clip((u - start) / (abscission - start), 0.0, 1.0)
         r_l = (1 - x) * (big_r - k / 4) + x * r_d
         neck = (1 - x) * (r_l + k / 4) + x * p["neck_min"]
         s = np.sqrt(max((r_l + k / 4) ** 2 - neck**2, 0.0))
         return r_l, s, k
-    x = (u - _DIV_ABSCISSION) / (1.0 - _DIV_ABSCISSION)
-    r_end = p["r0"] * (1.0 + _DIV_GROWTH) * 2.0 ** (-1.0 / 3.0)
+    x = (u - abscission) / (1.0 - abscission)
+    r_end = p["r0"] * (1.0 + p["growth"]) * 2.0 ** (-1.0 / 3.0)
     r_l = r_end * (1.0 + 0.04 * x)
     s_abs = np.sqrt((r_end + k / 4) ** 2 - p["neck_min"] ** 2)
     s = max(s_abs, r_l + 1.5 * p["h"]) + 0.03 * x
@@ -182,7 +215,7 @@ _HARMONIC_MAX = np.array([np.abs(f).max() for f in _d2 + _d3])
 _MAX_DELTA = 0.35
 
 
-def _deform_params(seed: int) -> dict:
+def _deform_params(seed: int, overrides: dict | None = None) -> dict:
     rng = np.random.default_rng(seed)
     r0 = rng.uniform(0.36, 0.42)
     amps = np.concatenate([rng.normal(0, 0.16, 5), rng.normal(0, 0.08, 7)])
@@ -192,10 +225,18 @@ def _deform_params(seed: int) -> dict:
     start = rng.uniform(-0.05, 0.05, size=3)
     move = random_direction(rng) * rng.uniform(0.05, 0.10)
     sway = unit(np.cross(move, random_direction(rng))) * rng.uniform(0.0, 0.02)
+    o = overrides or {}
+    if "radius" in o:
+        r0 = float(o["radius"])
+    if "amplitude" in o:
+        amps = amps * float(o["amplitude"])
+    if "travel" in o:
+        move = unit(move) * float(o["travel"])
+    growth = float(o.get("growth", 0.0))
     bound = (np.linalg.norm(start) + 0.5 * np.linalg.norm(move) + np.linalg.norm(sway)
-             + r0 * (1.03 + _MAX_DELTA))
+             + r0 * (1.03 + _MAX_DELTA) * (1.0 + max(growth, 0.0)))
     return dict(r0=r0, amps=amps, freqs=freqs, phases=phases, breathe_phase=breathe_phase,
-                start=start, move=move, sway=sway, bound=float(bound))
+                start=start, move=move, sway=sway, growth=growth, bound=float(bound))
 
 
 def _deform_coeffs(p: dict, u: float) -> np.ndarray:
@@ -218,7 +259,8 @@ def _deform_frame_mask(coords, p: dict, u: float) -> np.ndarray:
     for cf, f in zip(coef, d2 + d3):
         delta += cf * f
     breathe = 0.03 * np.sin(2 * np.pi * u + p["breathe_phase"])
-    radius = np.float32(p["r0"]) * (np.float32(1.0 + breathe) + delta)
+    r0 = p["r0"] * (1.0 + p["growth"] * u) if p["growth"] else p["r0"]
+    radius = np.float32(r0) * (np.float32(1.0 + breathe) + delta)
     return r <= radius
 
 
@@ -234,7 +276,7 @@ def _check(kind: str, grid: int, frames: int) -> None:
         raise ValueError(f"frames must be >= 1, got {frames}")
 
 
-def _params(kind: str, grid: int, seed: int):
+def _params(kind: str, grid: int, seed: int, overrides: dict | None = None):
     """Shape parameters and the shrink factor ``sigma`` (<= 1) for this grid.
 
     Geometry is in world units. If the grid is too coarse for a cell to keep
@@ -247,18 +289,19 @@ def _params(kind: str, grid: int, seed: int):
     sigma = 1.0
     for _ in range(20):
         if kind == "divide":
-            p = _divide_params(seed, h / sigma)
+            p = _divide_params(seed, h / sigma, overrides)
         elif kind == "filo":
-            p = filo_params(seed, h / sigma, limit / sigma)
+            p = filo_params(seed, h / sigma, limit / sigma, overrides)
         else:
-            p = _deform_params(seed)
+            p = _deform_params(seed, overrides)
         if p["bound"] <= limit / sigma:
             return p, sigma
         sigma = limit / p["bound"] * 0.999
     raise RuntimeError("could not fit the phantom into the grid")  # pragma: no cover
 
 
-def phantom_sequence(kind: str, grid: int = 64, frames: int = 12, seed: int = 0) -> np.ndarray:
+def phantom_sequence(kind: str, grid: int = 64, frames: int = 12, seed: int = 0,
+                     overrides: Mapping[str, float] | None = None) -> np.ndarray:
     """Boolean mask sequence of one synthetic cell.
 
     Parameters
@@ -274,6 +317,10 @@ def phantom_sequence(kind: str, grid: int = 64, frames: int = 12, seed: int = 0)
         Number of frames ``T`` (>= 1), evenly spread over the cell's life.
     seed:
         Seed of ``numpy.random.default_rng``; the only source of randomness.
+    overrides:
+        Parameters to set instead of drawing them (keys of :data:`OVERRIDES` for ``kind``;
+        see the module docstring). ``None`` (the default) gives the sequence of ``seed`` exactly
+        as it always was.
 
     Returns
     -------
@@ -282,7 +329,10 @@ def phantom_sequence(kind: str, grid: int = 64, frames: int = 12, seed: int = 0)
         True inside the cell.
     """
     _check(kind, grid, frames)
-    p, sigma = _params(kind, grid, seed)
+    unknown = sorted(set(overrides or {}) - set(OVERRIDES[kind]))
+    if unknown:
+        raise ValueError(f"overrides {unknown} unknown for kind {kind!r}; expected some of {OVERRIDES[kind]}")
+    p, sigma = _params(kind, grid, seed, dict(overrides) if overrides else None)
     inv = np.float32(1.0 / sigma)
     axis = axis_coords(grid) * inv
     coords = (axis[:, None, None], axis[None, :, None], axis[None, None, :])
