@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Held-out benchmark of new cells: every way of drawing cells against test cells it never saw.
 
-    python benchmarks/generation_quality.py            # about 35 minutes on 2 idle cores
-    python benchmarks/generation_quality.py --quick    # about 6 minutes
+    python benchmarks/generation_quality.py            # 41 minutes on 2 shared cores (one thread, load 2-4)
+    python benchmarks/generation_quality.py --quick    # about 5 minutes
 
 For each kind of cell of the phantom generator (dividing, filopodial, deforming):
 

@@ -71,8 +71,9 @@ def _storage_options(p: base.Parser) -> None:
 
 def _latent_options(p: base.Parser) -> None:
     ls = p.add_argument_group("-t sample: codes from a prior fitted to the learned codes, rotations uniform on SO(3)")
-    ls.add_argument("--prior", choices=PRIOR_NAMES, help=f"gaussian: one Gaussian; gmm: a Gaussian mixture, kde: a "
-                    f"kernel density, both in the codes' PCA subspace; saved as latent_codes/…latent_<prior>.npz "
+    ls.add_argument("--prior", choices=PRIOR_NAMES, help=f"gaussian: one Gaussian; gmm: a Gaussian mixture; kde: a "
+                    f"kernel density; mix: points between neighbouring learned codes (the last three in the codes' "
+                    f"PCA subspace); saved as latent_codes/…latent_<prior>.npz "
                     f"(default {DEFAULT_PRIOR}; see autodecoder/decoding/priors.py)")
     ls.add_argument("--temperature", type=float, metavar="T",
                     help="scale of the spread around each centre: 0 gives the mean code (gaussian), the component "
