@@ -71,9 +71,14 @@ def load_latest(exp: Path) -> dict[str, Any]:
     path = ws.latest_file(exp)
     if not path.is_file():
         raise UserError(f"{path}: no latest checkpoint (available: {ws.describe_available(exp)})")
+    return load_format(path, LATEST_FORMAT, "a training-state checkpoint of this project")
+
+
+def load_format(path: Path, fmt: str, what: str) -> dict[str, Any]:
+    """:func:`torch_load` of a dict whose ``"format"`` is ``fmt``; else one line: ``<path>: not <what>``."""
     state = torch_load(path)
-    if not isinstance(state, dict) or state.get("format") != LATEST_FORMAT:
-        raise UserError(f"{path}: not a training-state checkpoint of this project")
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise UserError(f"{path}: not {what}")
     return state
 
 

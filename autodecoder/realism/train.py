@@ -36,7 +36,7 @@ from autodecoder.experiment.guards import (EXIT_STOPPED, atomic_path, atomic_wri
                                            stop_requests)
 from autodecoder.experiment.runtime import pick_device, resolve_seed
 from autodecoder.io.pictures import plt, save_figure
-from autodecoder.model.checkpoints import torch_load
+from autodecoder.model.checkpoints import load_format
 from autodecoder.realism.config import RealismConfig, build_config, changed_settings
 from autodecoder.evaluation.image_inputs import read_frame
 from autodecoder.realism.data import FrameCache, Intensity, PatchSampler, measure_intensity, open_images
@@ -63,10 +63,7 @@ def load_checkpoint(folder: Path) -> dict[str, Any]:
         raise UserError(f"{folder}: no such folder (expected a realism run folder written by realism.py train)")
     if not path.is_file():
         raise UserError(f"{folder}: not a realism run folder (no {CHECKPOINT} written by realism.py train)")
-    state = torch_load(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path}: not a checkpoint of realism.py train")
-    return state
+    return load_format(path, FORMAT, "a checkpoint of realism.py train")
 
 
 def _same_sources(saved: dict[str, str | None], now: dict[str, str | None]) -> None:
