@@ -51,11 +51,13 @@ def log(s: str) -> None:
     print(s, file=sys.stderr, flush=True)
 
 
-def prepare(exp: Path, specs_file: Path, data: Path, epochs: int, every: int, seed: int, device: str | None) -> None:
-    """Write the experiment's specs (the setting's, on the benchmark's data) and train it unless done."""
+def prepare(exp: Path, specs_file: Path, data: Path, epochs: int, every: int, seed: int, device: str | None,
+            **changes) -> None:
+    """Write the experiment's specs (the setting's, on the benchmark's data, with ``changes``) and train it
+    unless done."""
     specs = read_json(specs_file)
     specs.update({"DataSource": str(data), "NumSequences": SEQUENCES, "NumEpochs": epochs, "LogFrequency": every,
-                  "ReconstructionDims": [GRID] * 3, "ReconstructionFramesPerSequence": FRAMES})
+                  "ReconstructionDims": [GRID] * 3, "ReconstructionFramesPerSequence": FRAMES, **changes})
     exp.mkdir(parents=True, exist_ok=True)
     text = json.dumps(specs, indent=1) + "\n"
     if (exp / "specs.json").is_file() and (exp / "specs.json").read_text() != text:
@@ -128,19 +130,28 @@ def build_parser() -> base.Parser:
     return p
 
 
-def command(args) -> int:
-    t0 = time.time()
-    work = Path(args.workdir)
+def measure(work: Path, names: tuple[str, ...] = tuple(SETTINGS), seed: int = 0, device: str | None = None,
+            epochs: int | None = None) -> list[dict]:
+    """Train the settings ``names`` on the benchmark's set in ``work`` (unless done) and score their checkpoints;
+    ``epochs`` shortens every setting (its own folder), with checkpoints at half and at the end."""
     data = work / "data"
     if not list(data.glob("*.h5")):
         make_demo_data(data, grid=GRID, frames=FRAMES, progress=False, log=log)
     rows: list[dict] = []
-    for name, (specs_file, epochs, every) in SETTINGS.items():
-        if args.quick and name != "recipe":
-            continue
+    for name in names:
+        specs_file, n, every = SETTINGS[name]
         exp = work / name
-        prepare(exp, specs_file, data, epochs, every, args.seed, args.device)
-        rows += curve(name, exp, epochs, every, args.device)
+        if epochs is not None:
+            n, every, exp = epochs, max(1, epochs // 2), work / f"{name}_{epochs}ep"
+        prepare(exp, specs_file, data, n, every, seed, device)
+        rows += curve(name, exp, n, every, device)
+    return rows
+
+
+def command(args) -> int:
+    t0 = time.time()
+    work = Path(args.workdir)
+    rows = measure(work, ("recipe",) if args.quick else tuple(SETTINGS), args.seed, args.device)
     write_csv(work / "cpu_training.csv", rows, ("setting", "epoch", "train_s", "dice"))
     picture = plot(rows, work / "cpu_training.png")
     print(f"released architecture, {os.cpu_count()} CPU cores, seed {args.seed}; {time.time() - t0:.0f} s in all "

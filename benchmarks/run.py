@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory of the plain path and the fast path, side by side, in one run.
 
-    python benchmarks/run.py            # about 10 minutes on 2 cores
-    python benchmarks/run.py --quick    # about 3 minutes
+    python benchmarks/run.py            # about 55 minutes on 2 cores (trained models are cached)
+    python benchmarks/run.py --quick    # under 10 minutes
 
 Everything runs on the released architecture (docs/method.md §3: CodeLength 192, dims
 [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], latent_in [4, 7],
@@ -31,6 +31,13 @@ Rows:
   network evaluations. On the synthetic set, whose model is not trained here,
   the stored SDF itself stands in for the network (agreement and evaluations
   only). ``benchmarks/validate_adaptive.py`` runs the full validation.
+
+* paper-size decoding (``benchmarks/paper_size.py``): one new cell at 256³ × 30 frames from a
+  released-architecture model trained here on 128³ cells, wall time and file size of
+  ``test.py --adaptive`` (compact, the default), ``--store dense``, ``--store mask``, and dense decoding
+  scaled from three frames; ``--quick``: a model trained 20 epochs, 4 frames and one dense frame, scaled.
+* Dice against training time (``benchmarks/cpu_training.py``): the original's settings and the CPU
+  recipe on 6 × 10 × 64³ phantom cells; ``--quick``: the recipe's first 40 epochs.
 
 Each measurement of a path runs in its own process; times are the best of
 ``--repeat`` runs (the machine may be shared).
@@ -66,8 +73,14 @@ from autodecoder.training.data import TrainingSet
 from autodecoder.training.loss import train_step
 from autodecoder.training.schedules import code_regularization_weight, epoch_order
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu_training  # noqa: E402  (the Dice-against-training-time rows)
+import paper_size  # noqa: E402  (the paper-size rows)
+
 ROOT = Path(__file__).resolve().parent.parent
 
+#: epochs of the CPU recipe in ``--quick`` (its curve then ends before the recipe's schedule does)
+QUICK_RECIPE_EPOCHS = 40
 RELEASED = {"dims": [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], "latent_in": [4, 7], "xyz_in_all": True}
 CODE_LENGTH = 192
 REFERENCE = ROOT / "tests" / "data" / "reference_experiment"
@@ -229,11 +242,25 @@ def command(args: argparse.Namespace) -> int:
     t_start = time.time()
     sets, res = measure_paths(args)
     adaptive_demo, adaptive_synth = measure_adaptive(args, sets[1][1])
+    t_paths = time.time() - t_start
+    log("paper-size decoding (benchmarks/paper_size.py)")
+    paper = paper_size.measure(Path(args.workdir) / "paper_size", quick=args.quick)
+    t_paper = time.time() - t_start - t_paths
+    log("Dice against training time (benchmarks/cpu_training.py)")
+    curve = cpu_training.measure(Path(args.workdir) / "cpu_training",
+                                 **(dict(names=("recipe",), epochs=QUICK_RECIPE_EPOCHS) if args.quick else {}))
+    t_curve = time.time() - t_start - t_paths - t_paper
     threads = res[(sets[0][0], "plain", "train")]["threads"]
     print(f"released architecture (216,137 parameters), {os.cpu_count()} CPU cores, torch threads {threads}, "
           f"FramesPerBatch 8, TrainSampleFraction {sets[0][2]} / {sets[1][2]}; best of {args.repeat}; "
-          f"{time.time() - t_start:.0f} s")
+          f"{time.time() - t_start:.0f} s in all: paths {t_paths:.0f} s, paper size {t_paper:.0f} s, "
+          f"training curve {t_curve:.0f} s (cached models in {args.workdir} are reused); load average now "
+          f"{os.getloadavg()[0]:.1f}")
     print("\n".join(table(sets, res, adaptive_demo, adaptive_synth)))
+    print("\npaper-size decoding (benchmarks/paper_size.py: a released-architecture model trained here on 128³ cells)")
+    print("\n".join(paper_size.table_lines(paper)))
+    print("\nreconstruction Dice against training time (benchmarks/cpu_training.py: 6 × 10 × 64³ phantom cells)")
+    print("\n".join(cpu_training.summary_lines(curve)))
     return 0
 
 

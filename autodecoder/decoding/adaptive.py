@@ -34,7 +34,10 @@ surfaces at the levels asked for equal those of dense decoding. Every other
 voxel holds the trilinear interpolation of the corner values of the coarsest
 lattice cell whose side was settled (near the band: that value clipped to the
 interval the bound gives): on the same side of every level as the network,
-and at least ``L·r`` beyond it, but not the network's value.
+and at least ``L·r`` beyond it, but not the network's value. Such values are
+rounded to :data:`PLACEHOLDER_STEP` (2⁻¹⁰ SDF units, 1/32 of a voxel on a 256³
+grid) unless that would move them across a level: their low bits carry no
+information and, kept, would take two thirds of a compact file.
 """
 
 from __future__ import annotations
@@ -52,6 +55,24 @@ SDF_UNIT = 64 / 255
 COARSE = 8
 #: New lattice points of steps below this are bounded before they are evaluated (see decode_adaptive).
 CERTIFY_BELOW = 4
+
+
+#: Step (SDF units, a power of two) to which voxels without a network value are rounded: they only say on
+#: which side of the levels a voxel lies, and their random low bits would take most of a compressed file.
+PLACEHOLDER_STEP = 2.0 ** -10
+
+
+def _round_placeholders(values: np.ndarray, exact: np.ndarray, levels: np.ndarray, slab: int = 16) -> None:
+    """Round the voxels of ``values`` that are not ``exact`` to :data:`PLACEHOLDER_STEP`, in place, except
+    where rounding would move one to the other side of a level (masks stay the same)."""
+    step = np.float32(PLACEHOLDER_STEP)
+    for a0 in range(0, values.shape[0], slab):
+        v, e = values[a0:a0 + slab], exact[a0:a0 + slab]
+        r = np.round(v / step) * step  # exact in float32: step is a power of two
+        keep_side = ~e
+        for lev in levels:
+            keep_side &= (r <= lev) == (v <= lev)
+        np.copyto(v, r, where=keep_side)
 
 
 def lipschitz_bound(safety: float | None = None, sdf_unit: float = SDF_UNIT) -> float:
@@ -210,7 +231,10 @@ def decode_adaptive(evaluate: Callable[[np.ndarray], np.ndarray], dims: tuple[in
     not settle its side of every level (else it stores the interpolated value,
     clipped to the interval). Last, every voxel that is a corner of a voxel
     cell whose corners lie on both sides of a level is made exact, so marching
-    cubes sees network values on every edge it cuts.
+    cubes sees network values on every edge it cuts; as new values can open new
+    cut cells next to them, this is repeated around them until none opens (the
+    surface is followed, and a pocket that the bound missed beside it is found).
+    Voxels left without a network value are rounded (:func:`_round_placeholders`).
     """
     dims = tuple(int(n) for n in dims)
     lip = lipschitz_bound() if lipschitz is None else float(lipschitz)
@@ -327,10 +351,38 @@ class _Extraction:
             exact = _embed(exact, lats, fine)
             lats = fine
         fix = self._cut_corners(values) & ~exact  # marching cubes reads every corner of a cut cell
-        for cand in _slabs(fix):
-            values[cand] = self.run(lats, *cand)
-            exact[cand] = True
+        while True:
+            new = list(_slabs(fix))
+            for cand in new:
+                values[cand] = self.run(lats, *cand)
+                exact[cand] = True
+            if not new:
+                break
+            # a new value on the other side of a level than a neighbour's opens new cut cells: follow the
+            # surface until every cut cell is exact (this also finds small pockets the bound missed next to it)
+            fix = self._new_cut_corners(values, exact, new)
+        _round_placeholders(values, exact, self.levels)
         return values, exact
+
+    def _new_cut_corners(self, values: np.ndarray, exact: np.ndarray,
+                         new: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Voxels (not exact) in the 3×3×3 neighbourhood of a newly evaluated voxel that has a neighbour on
+        the other side of a level: every corner of the cut cells around it."""
+        fix = np.zeros(values.shape, dtype=bool)
+        shape = np.array(values.shape)
+        offsets = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+        for a, b, c in (tuple(x[i:i + 65536] for x in cand) for cand in new for i in range(0, len(cand[0]), 65536)):
+            p = np.stack([a, b, c], axis=1)
+            q = np.clip(p[:, None, :] + offsets[None], 0, shape - 1)  # (m, 27, 3)
+            vq = values[q[..., 0], q[..., 1], q[..., 2]]
+            vp = values[a, b, c][:, None]
+            cut = np.zeros(len(a), dtype=bool)
+            for lev in self.levels:
+                cut |= np.any((vq <= lev) != (vp <= lev), axis=1)
+            if cut.any():
+                qc = q[cut].reshape(-1, 3)
+                fix[qc[:, 0], qc[:, 1], qc[:, 2]] = True
+        return fix & ~exact
 
     def _cut_corners(self, values: np.ndarray) -> np.ndarray:
         """Voxels at a corner of a voxel cell whose corners lie on both sides of a level (in slabs of 16)."""

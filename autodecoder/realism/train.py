@@ -89,6 +89,49 @@ def _real_example(frames: list, intensity: Intensity) -> torch.Tensor:
     return torch.from_numpy(plane[y0:y0 + 256, x0:x0 + 256].astype(np.float32))
 
 
+def _step(config: RealismConfig, gens: torch.nn.ModuleDict, discs: torch.nn.ModuleDict, opt_g: torch.optim.Optimizer,
+          opt_d: torch.optim.Optimizer, adv: Any, batch: dict[str, torch.Tensor]) -> list[float]:
+    """One training step on ``batch`` (patches ``(B, C, *patch)`` of the real images, their masks when paired,
+    and of the synthetic images when unpaired): the generators with the discriminators fixed, then the
+    discriminators on this step's generated patches. Returns the losses (adversarial, discriminator,
+    L1 or cycle, identity)."""
+    r = batch["real"]
+    zero = torch.zeros((), device=r.device)
+    discs.requires_grad_(False)
+    if config.paired:
+        m = batch["real_masks"]
+        fake = gens["to_real"](m)
+        loss_adv = adv(discs["real"](torch.cat([m, fake], 1))[-1], True, False)
+        loss_rec = F.l1_loss(fake, r)
+        loss_idt = zero
+        loss_g = config.weight_adversarial * loss_adv + config.weight_l1 * loss_rec
+    else:
+        s = batch["synthetic"]
+        fake_r, fake_s = gens["to_real"](s), gens["to_synthetic"](r)
+        loss_adv = adv(discs["real"](fake_r)[-1], True, False) + adv(discs["synthetic"](fake_s)[-1], True, False)
+        loss_rec = F.l1_loss(gens["to_synthetic"](fake_r), s) + F.l1_loss(gens["to_real"](fake_s), r)
+        loss_idt = (F.l1_loss(gens["to_real"](r), r) + F.l1_loss(gens["to_synthetic"](s), s)
+                    if config.weight_identity > 0 else zero)
+        loss_g = (config.weight_adversarial * loss_adv + config.weight_cycle * loss_rec
+                  + config.weight_identity * loss_idt)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+
+    discs.requires_grad_(True)
+    if config.paired:
+        loss_d = 0.5 * (adv(discs["real"](torch.cat([m, r], 1))[-1], True, True)
+                        + adv(discs["real"](torch.cat([m, fake.detach()], 1))[-1], False, True))
+    else:
+        loss_d = 0.5 * (adv(discs["real"](r)[-1], True, True) + adv(discs["real"](fake_r.detach())[-1], False, True)
+                        + adv(discs["synthetic"](s)[-1], True, True)
+                        + adv(discs["synthetic"](fake_s.detach())[-1], False, True))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return [loss_adv.item(), loss_d.item(), loss_rec.item(), loss_idt.item()]
+
+
 def plot_losses(history: list[list[float]], path: Path, title: str) -> None:
     """The loss curves (running means over 1 % of the steps) against the step."""
     h = np.asarray(history, dtype=float)
@@ -231,48 +274,10 @@ def train(real: str | Path, synthetic: str | Path | None, out: str | Path, confi
                     for group in opt.param_groups:
                         group["lr"] = _learning_rate(config, base, step)
                 batch = {k: v.to(dev) for k, v in sampler.draw().items()}
-                r = batch["real"]
-
-                # generators (discriminators fixed)
-                discs.requires_grad_(False)
-                if config.paired:
-                    m = batch["real_masks"]
-                    fake = gens["to_real"](m)
-                    loss_adv = adv(discs["real"](torch.cat([m, fake], 1))[-1], True, False)
-                    loss_rec = F.l1_loss(fake, r)
-                    loss_idt = torch.zeros((), device=dev)
-                    loss_g = config.weight_adversarial * loss_adv + config.weight_l1 * loss_rec
-                else:
-                    s = batch["synthetic"]
-                    fake_r, fake_s = gens["to_real"](s), gens["to_synthetic"](r)
-                    loss_adv = (adv(discs["real"](fake_r)[-1], True, False)
-                                + adv(discs["synthetic"](fake_s)[-1], True, False))
-                    loss_rec = F.l1_loss(gens["to_synthetic"](fake_r), s) + F.l1_loss(gens["to_real"](fake_s), r)
-                    loss_idt = (F.l1_loss(gens["to_real"](r), r) + F.l1_loss(gens["to_synthetic"](s), s)
-                                if config.weight_identity > 0 else torch.zeros((), device=dev))
-                    loss_g = (config.weight_adversarial * loss_adv + config.weight_cycle * loss_rec
-                              + config.weight_identity * loss_idt)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-
-                # discriminators (on the generators' outputs of this step)
-                discs.requires_grad_(True)
-                if config.paired:
-                    loss_d = 0.5 * (adv(discs["real"](torch.cat([m, r], 1))[-1], True, True)
-                                    + adv(discs["real"](torch.cat([m, fake.detach()], 1))[-1], False, True))
-                else:
-                    loss_d = 0.5 * (adv(discs["real"](r)[-1], True, True)
-                                    + adv(discs["real"](fake_r.detach())[-1], False, True)
-                                    + adv(discs["synthetic"](s)[-1], True, True)
-                                    + adv(discs["synthetic"](fake_s.detach())[-1], False, True))
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
+                losses = _step(config, gens, discs, opt_g, opt_d, adv, batch)
                 step += 1
                 seconds += time.time() - t0
-                row = [float(step), loss_adv.item(), loss_d.item(), loss_rec.item(), loss_idt.item()]
+                row = [float(step), *losses]
                 history.append(row)
                 bar.update(1)
                 bar.set_postfix(G=f"{row[1]:.3f}", D=f"{row[2]:.3f}", **{"L1" if config.paired else "cyc":
