@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Paper-size decoding on a CPU: one new 256³ × 30-frame cell, wall time and file size per output mode.
 
-    python benchmarks/paper_size.py            # about 25 minutes on 2 cores, 10 of them training
-    python benchmarks/paper_size.py --quick    # about 4 minutes: 20 epochs, 4 frames scaled to 30
+    python benchmarks/paper_size.py            # about 17 minutes on 2 cores, 6 of them training
+    python benchmarks/paper_size.py --quick    # about 3 minutes: 15 epochs, 3 frames scaled to 30
 
 The model has the released architecture (docs/method.md §3) and is trained here with the CPU recipe
 (``experiments/cpu/specs.json``, 0.25 % of the voxels per step) on a synthetic set made here: six
@@ -48,7 +48,7 @@ GRID, FRAMES, TRAIN_GRID, TRAIN_FRAMES = 256, 30, 128, 10
 #: 0.25 % of 128³: about 5,200 points per step (the recipe's 1 % of 64³ is 2,600)
 FRACTION = 0.0025
 #: (epochs, frames decoded, frames decoded densely) of a full and a quick run
-FULL, QUICK = (90, FRAMES, 3), (20, 4, 1)
+FULL, QUICK = (90, FRAMES, 3), (15, 3, 1)
 #: output folder → (row label, test.py options)
 MODES = {"compact": ("adaptive, compact (default of --adaptive)", ["--adaptive"]),
          "adaptive_dense": ("adaptive, --store dense", ["--adaptive", "--store", "dense"]),
@@ -141,8 +141,8 @@ def measure(work: Path, quick: bool = False, seed: int = 0, device: str | None =
 def table_lines(res: dict) -> list[str]:
     """One row per mode: time and size for 256³ × 30 frames (measured, or scaled from the frames decoded)."""
     scale = FRAMES / res["frames"]
-    how = "measured" if scale == 1 else f"{res['frames']} frames × {scale:g} (start-up included)"
-    lines = [f"{'256³ × 30 frames, test.py -t sample':44}{'time':>12}{'size (MB)':>12}  how"]
+    how = "measured" if scale == 1 else f"{res['frames']} frames × {scale:g} (start-up counted {scale:g}×)"
+    lines = [f"{f'{GRID}³ × {FRAMES} frames, test.py -t sample':44}{'time':>12}{'size (MB)':>12}  how"]
     for name, r in res["modes"].items():
         lines.append(f"{name:44}{minutes(r['s'] * scale):>12}{r['mb'] * scale:>12,.1f}  {how}")
     d = res["dense"]

@@ -35,9 +35,9 @@ Rows:
 * paper-size decoding (``benchmarks/paper_size.py``): one new cell at 256³ × 30 frames from a
   released-architecture model trained here on 128³ cells, wall time and file size of
   ``test.py --adaptive`` (compact, the default), ``--store dense``, ``--store mask``, and dense decoding
-  scaled from three frames; ``--quick``: a model trained 20 epochs, 4 frames and one dense frame, scaled.
+  scaled from three frames; ``--quick``: a model trained 15 epochs, 3 frames and one dense frame, scaled.
 * Dice against training time (``benchmarks/cpu_training.py``): the original's settings and the CPU
-  recipe on 6 × 10 × 64³ phantom cells; ``--quick``: the recipe's first 40 epochs.
+  recipe on 6 × 10 × 64³ phantom cells; ``--quick``: the recipe's first 30 epochs.
 
 Each measurement of a path runs in its own process; times are the best of
 ``--repeat`` runs (the machine may be shared).
@@ -80,7 +80,7 @@ import paper_size  # noqa: E402  (the paper-size rows)
 ROOT = Path(__file__).resolve().parent.parent
 
 #: epochs of the CPU recipe in ``--quick`` (its curve then ends before the recipe's schedule does)
-QUICK_RECIPE_EPOCHS = 40
+QUICK_RECIPE_EPOCHS = 30
 RELEASED = {"dims": [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], "latent_in": [4, 7], "xyz_in_all": True}
 CODE_LENGTH = 192
 REFERENCE = ROOT / "tests" / "data" / "reference_experiment"
@@ -217,7 +217,7 @@ def run_worker(kind: str, *extra: str, timeout: float = 3600) -> dict:
 def build_parser() -> base.Parser:
     p = base.parser("benchmarks/run.py", __doc__.split("\n\n")[0], ["python benchmarks/run.py",
                                                                     "python benchmarks/run.py --quick"])
-    p.add_argument("--quick", action="store_true", help="fewer batches and frames (about 3 minutes)")
+    p.add_argument("--quick", action="store_true", help="fewer batches, frames and epochs (under 10 minutes)")
     p.add_argument("--workdir", default="/tmp/autodecoder_bench", help="where the synthetic set is cached")
     p.add_argument("--demo-experiment", default=str(ROOT / "experiments" / "demo"))
     p.add_argument("--epoch", default="latest", help="checkpoint of the demo experiment")

@@ -3,7 +3,8 @@
 
 For every sequence of ``reconstruct`` and ``generate`` (seed 0) of the
 experiment, decode frames densely (the fast path, equal to the plain path to
-1e-5) and adaptively, and report: the share of voxels whose ``sdf <= 0`` mask
+1e-5) and adaptively (keeping the levels 0 and 0.035 exact, as ``test.py --adaptive``
+does), and report: the share of voxels whose ``sdf <= 0`` mask
 agrees, connected components (26-connectivity) of the dense mask that the
 adaptive mask misses, the largest difference on the voxels adaptive extraction
 evaluated, network evaluations, times, and the steepest slope of the network
@@ -93,7 +94,7 @@ def validate_frame(model: TrainedModel, job: Job, dims: tuple, n_frames: int, f:
     st: dict = {"exact": None}
     t0 = time.perf_counter()
     a = next(model.frames(job.code, job.angles, dims, n_frames, adaptive=True, frames=[f], stats=st,
-                          lipschitz=lip))
+                          lipschitz=lip, levels=COMPACT.levels))  # as test.py --adaptive decodes
     t_ad = time.perf_counter() - t0
     md, ma = dense <= 0, a <= 0
     n_d, n_a, lost = lost_components(md, ma)

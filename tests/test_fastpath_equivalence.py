@@ -237,6 +237,37 @@ def test_adaptive_on_an_analytic_field_with_a_thin_tube():
     assert adaptive.lipschitz_bound() == pytest.approx(default("AdaptiveSafety") * 255 / 64)
 
 
+def _ball_with_channel(n: int, depth: int) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """A ball (exact SDF in SDF units, 0.25 of a coordinate unit each) and a channel one voxel wide from
+    its surface ``depth`` voxels inwards along x, between lattice points (y, z odd), holding +0.01 (outside):
+    next to it the field drops faster than the slope bound allows."""
+    axes = np.linspace(-1, 1, n, dtype=np.float32)
+    x, y, z = np.meshgrid(axes, axes, axes, indexing="ij")
+    field = ((np.sqrt(x ** 2 + y ** 2 + z ** 2) - 0.8) * 4).astype(np.float32)
+    c = n // 2 | 1  # odd: never on a coarse lattice
+    surface = int(np.argmax(field[:, c, c] <= 0))
+    channel = (slice(surface, surface + depth), c, c)
+    field[channel] = 0.01
+    return field, channel
+
+
+def test_adaptive_follows_a_channel_steeper_than_the_bound():
+    """Deep in the ball the bound certifies the channel's voxels as inside; following the cut cells from
+    the surface finds every one of them (the masks equal the field's), with far fewer evaluations."""
+    n = 64
+    field, channel = _ball_with_channel(n, depth=16)
+    stats: dict = {"exact": None}
+    out = adaptive.decode_adaptive(lambda idx: field.reshape(-1)[idx], (n,) * 3, levels=(0.0, 0.035), stats=stats)
+    assert np.all(out[channel] > 0)
+    for level in (0.0, 0.035):
+        assert np.array_equal(out <= level, field <= level)
+    assert stats["exact"][channel].all()
+    assert stats["evaluations"] < field.size / 2
+    # placeholders are rounded to the stated step, on their side of every level
+    rest = out[~stats["exact"]]
+    assert np.array_equal(rest, np.round(rest / adaptive.PLACEHOLDER_STEP) * adaptive.PLACEHOLDER_STEP)
+
+
 # --------------------------------------------------------------------------
 # GPU options, on the CPU
 
