@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory of the plain path and the fast path, side by side, in one run.
 
-    python benchmarks/run.py            # about 55 minutes on 2 cores (trained models are cached)
-    python benchmarks/run.py --quick    # under 10 minutes
+    python benchmarks/run.py            # about 46 minutes on 2 cores (trained models are cached)
+    python benchmarks/run.py --quick    # about 8 minutes
 
 Everything runs on the released architecture (docs/method.md §3: CodeLength 192, dims
 [128, 128, 128, 320, 128, 128, 320, 128, 128, 128], latent_in [4, 7],

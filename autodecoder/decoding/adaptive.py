@@ -18,14 +18,16 @@ clamp 8 voxels of 64³, the same share). An exact SDF then changes by at most
 ``1/sdf_unit`` ≈ 4 per coordinate unit; the discrete training SDFs (outer
 minus inner distance transform) jump by two voxels across the surface (slope
 ≈ 8), and trained networks are steeper still in places between their samples
-(up to about 26 between neighbouring voxels on the demo models at 256³, where
-the surface is crossed steeply). ``L = safety / sdf_unit`` with ``safety`` 5 by
-default (``AdaptiveSafety`` in specs.json), i.e. L ≈ 20: 2.5 times the data's
-slope. It is validated, not proven: ``benchmarks/validate_adaptive.py``
-compares masks with dense decoding (on the demo model every frame at 128³ and
-three frames per sequence at 256³ agree on 100 % of voxels, with no lost
-component, with 7× and 21× fewer network evaluations; the table is in
-experiments/README.md).
+(up to about 26 between neighbouring voxels on the demo model at 256³ and 61
+on a released-architecture model). ``L = safety / sdf_unit`` with ``safety`` 5
+by default (``AdaptiveSafety`` in specs.json), i.e. L ≈ 20: 2.5 times the
+data's slope. It is validated, not proven, and backed up by a margin on
+bounded voxels and by following cut cells until none opens (see
+:func:`decode_adaptive`): ``benchmarks/validate_adaptive.py``
+compares masks with dense decoding (on the demo model and on a
+released-architecture model, every frame at 128³ and three frames per
+sequence at 256³ agree on every voxel at 0 and 0.035, with no lost component,
+with 6–17× fewer network evaluations; the table is in benchmarks/README.md).
 
 **What is stored.** Every voxel that the bound leaves undecided, and every
 voxel at a corner of a voxel cell that a level cuts, holds the network's value
