@@ -39,7 +39,7 @@ interval the bound gives): on the same side of every level as the network,
 and at least ``L·r`` beyond it, but not the network's value. Such values are
 rounded to :data:`PLACEHOLDER_STEP` (2⁻¹⁰ SDF units, 1/32 of a voxel on a 256³
 grid) unless that would move them across a level: their low bits carry no
-information and, kept, would take two thirds of a compact file.
+information and, kept, made a compact 256³ × 30 file 15 % larger (102 MB, not 89 MB).
 """
 
 from __future__ import annotations
