@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Held-out benchmark of new cells: every way of drawing cells against test cells it never saw.
 
-    python benchmarks/generation_quality.py            # 41 minutes on 2 shared cores (one thread, load 2-4)
+    python benchmarks/generation_quality.py            # 36 minutes on 2 idle cores
     python benchmarks/generation_quality.py --quick    # about 5 minutes
 
 For each kind of cell of the phantom generator (dividing, filopodial, deforming):
@@ -11,10 +11,12 @@ For each kind of cell of the phantom generator (dividing, filopodial, deforming)
    of filopodia, amplitude of deformation, travel and growth drawn per cell), split into
    train / validation / test cells (:data:`SIZES`);
 2. one model trained on the train cells (:func:`specs`, pinned here: the SDFs of the masks, clamped
-   at the demo's share of the grid; a SIREN of five layers of 64 with code length 16, 80 epochs —
-   decoding, not training, is the cost here, and at 30 epochs the filopodia were lost: the
-   reconstructions of filopodial cells were told apart from real ones at 1-NNA 1.00, at 90 epochs
-   0.68);
+   at the demo's share of the grid; a SIREN of five layers of 64 with code length 16, 160 epochs —
+   the filopodia need them: the reconstructions of filopodial cells were told apart from real ones
+   at 1-NNA 1.00 after 30 epochs, 0.96 after 80 and 0.65 after 160 —; rotations start at each
+   cell's principal axes, ``"InitialRotations": "principal_axes"``: with the original's random
+   start, codes encode the cells' orientations and every prior's dividing cells came out flatter
+   than real ones, 1-NNA 0.79 against the reconstructions' 0.47, and 0.53 with it);
 3. each prior of ``test.py -t sample`` (:data:`autodecoder.decoding.priors.PRIORS`) fitted to the
    learned codes as ``test.py`` fits it (its own settings by BIC or leave-one-out likelihood of the
    codes), its **temperature** chosen on the **validation** cells only — they have no codes, so their
@@ -34,7 +36,8 @@ For each kind of cell of the phantom generator (dividing, filopodial, deforming)
    shapes, above the mean nearest-neighbour Dice between distinct training cells (printed).
 
 Writes ``<out>/<kind>/table.md`` (methods × measures), ``table.csv``, ``table_ks.csv`` (every
-entry's median KS D and Holm p per method), ``distributions.png``, and ``<out>/summary.md`` (all
+entry's median KS D and Holm p per method), ``distributions.png``, ``cells.png`` (six test cells above
+six of the default ``sample``'s: maximum projections of the first, middle and last frames), and ``<out>/summary.md`` (all
 tables, the issue's bar for the default prior, and which prior validation prefers per kind); prints
 the tables and the total duration. A finished training is reused when the same ``--out`` is run
 again with the same settings (``--retrain`` starts over).
@@ -87,7 +90,7 @@ class Size:
     canonical_grid: int
 
 
-SIZES = {"default": Size(40, 8, 40, 24, 24, 5, 80, (0.5, 0.75, 1.0), 28),
+SIZES = {"default": Size(40, 8, 40, 24, 24, 5, 160, (0.5, 0.75, 1.0), 28),
          "quick": Size(32, 6, 24, 24, 24, 2, 30, (1.0,), 24)}
 #: Outer SDF clamp: 8 voxels of a 64³ grid (the demo's, the original's 32 of 256³), scaled to the grid.
 CLAMP_SHARE = 8.0 / 63
@@ -96,6 +99,8 @@ PLOTTED = ("volume_mean", "surface_area_mean", "sphericity_mean", "solidity_mean
            "axis_minor_mean", "elongation_mean", "flatness_mean", "protrusions_mean", "volume_slope",
            "relative_growth_rate", "division_frame")
 REAL, RECONSTRUCTION, GENERATE = "training cells", "reconstructions", "generate"
+#: Cells of each side in ``cells.png``.
+SHOWN = 6
 
 
 def specs(data: Path, size: Size) -> dict:
@@ -111,6 +116,7 @@ def specs(data: Path, size: Size) -> dict:
                                  {"Type": "Step", "Initial": 1e-3, "Interval": step, "Factor": 0.5},
                                  {"Type": "Step", "Initial": 1e-4, "Interval": step, "Factor": 0.5}],
         "TrainSampleFraction": 0.03, "NumSequences": size.train, "OptimizeRot": True,
+        "InitialRotations": "principal_axes",
         "OptRotEpoch": max(size.epochs // 2, 1), "ClampSDFminmax": False, "ClampingDistance": 0.1,
         "FramesPerBatch": 8, "OnTheFlySampling": False, "UseHDF5": True, "HDF5CompressionLevel": 1,
         "CodeRegularization": True, "CodeRegularizationLambda": 1e-6,
@@ -217,6 +223,65 @@ def draw_cells(dec: Decoder, make_jobs, seeds: list[int], train_canonical: np.nd
     return Drawn(vecs, np.concatenate(best))
 
 
+@dataclass
+class Held:
+    """What every prior is judged with: the validation cells' vectors (on ``frames`` only), the training
+    cells' canonical shapes and the copy threshold."""
+
+    validation: np.ndarray
+    frames: list[int]
+    train_canonical: np.ndarray
+    threshold: float
+
+
+def prior_methods(name: str, model: TrainedModel, dec: Decoder, seed: int, held: Held, log) -> tuple[dict, list[gq.Method]]:
+    """One prior of ``test.py -t sample``, fitted as the command fits it: its temperature chosen on the
+    validation cells (one draw per candidate), then ``draws`` draws at that temperature (and, for the
+    default prior, at the command's default temperature too). Returns its record for ``choices.json``
+    and its methods, the validated temperature's first."""
+    size = dec.size
+    prior = priors.fit_prior(name, model.codes, seed=0, source=str(model.source))
+
+    def jobs(s, t):
+        return sample_jobs(prior, size.test, t, s)
+    candidates = []
+    for t in size.temperatures:
+        if len(size.temperatures) == 1:
+            candidates.append(gq.Candidate(t, float("nan"), float("nan")))
+            continue
+        v = draw_cells(dec, lambda s, t=t: jobs(s, t), [seed + 1000], held.train_canonical, held.frames)
+        candidates.append(gq.Candidate(t, one_nna(held.validation, v.vectors[0]),
+                                       float(np.mean(v.best_dice > held.threshold))))
+    best = gq.choose(candidates, DEFAULT_TEMPERATURE, gq.nna_standard_error(size.validation))
+    if len(size.temperatures) > 1:
+        log(f"{name} on the validation cells (temperature: 1-NNA, copies): " + ", ".join(
+            f"{c.setting:g}: {c.nna:.3f}, {100 * c.copies:.0f} %" for c in candidates) + f"; chosen {best.setting:g}")
+    record = {"temperature": best.setting, "validation_nna": best.nna, "validation_copies": best.copies,
+              "candidates": [asdict(c) for c in candidates], "prior": prior.describe()}
+    temperatures = [best.setting]
+    if name == DEFAULT_PRIOR and best.setting != DEFAULT_TEMPERATURE:
+        temperatures.append(DEFAULT_TEMPERATURE)  # what `test.py -t sample` draws without options
+        dec.bar.total += size.draws * size.test
+    methods = []
+    for t in temperatures:
+        d = draw_cells(dec, lambda s, t=t: jobs(s, t), [seed + k for k in range(size.draws)], held.train_canonical)
+        label = f"sample --prior {name}" + (f" --temperature {t:g}" if t != DEFAULT_TEMPERATURE else "")
+        methods.append(gq.Method(label, d.vectors, d.best_dice,
+                                 note="default" if name == DEFAULT_PRIOR and t == DEFAULT_TEMPERATURE else ""))
+    return record, methods
+
+
+def cells_picture(dec: Decoder, test: list[np.ndarray], seed: int, path: Path, kind: str) -> Path:
+    """:data:`SHOWN` test cells above as many cells of the default ``sample`` (seed ``seed``): maximum
+    projections of the first, middle and last frames."""
+    shown = min(SHOWN, len(test))
+    prior = priors.fit_prior(DEFAULT_PRIOR, dec.model.codes, seed=0)
+    drawn = dec.masks(sample_jobs(prior, shown, DEFAULT_TEMPERATURE, seed))
+    frames = sorted({0, dec.size.frames // 2, dec.size.frames - 1})
+    return gq.plot_cells({"test cells": test[:shown], f"sample --prior {DEFAULT_PRIOR} (default)": drawn}, frames,
+                         path, title=f"{kind}: maximum projections along z")
+
+
 # --------------------------------------------------------------------------
 # one kind
 
@@ -251,36 +316,15 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
         g = draw_cells(dec, lambda s: original_jobs("generate", model.codes, model.angles, size.test, s),
                        [args.seed + d for d in range(size.draws)], train_canon)
         methods.append(gq.Method(GENERATE, g.vectors, g.best_dice))
+        held = Held(val_v, vf, train_canon, threshold)
         chosen: dict[str, dict] = {}
         labels: dict[str, str] = {}  # prior → the label of its run at the validated temperature
         for name in priors.PRIORS:
-            prior = priors.fit_prior(name, model.codes, seed=0, source=str(model.source))
-
-            def jobs(s, t, prior=prior):
-                return sample_jobs(prior, size.test, t, s)
-            candidates = []
-            for t in temps:
-                if len(temps) == 1:
-                    candidates.append(gq.Candidate(t, float("nan"), float("nan")))
-                    continue
-                v = draw_cells(dec, lambda s, t=t: jobs(s, t), [args.seed + 1000], train_canon, vf)
-                candidates.append(gq.Candidate(t, one_nna(val_v, v.vectors[0]), float(np.mean(v.best_dice > threshold))))
-            best = gq.choose(candidates, DEFAULT_TEMPERATURE, gq.nna_standard_error(size.validation))
-            if len(temps) > 1:
-                log(f"{kind}: {name} on the validation cells (temperature: 1-NNA, copies): " + ", ".join(
-                    f"{c.setting:g}: {c.nna:.3f}, {100 * c.copies:.0f} %" for c in candidates) + f"; chosen {best.setting:g}")
-            chosen[name] = {"temperature": best.setting, "validation_nna": best.nna, "validation_copies": best.copies,
-                            "candidates": [asdict(c) for c in candidates], "prior": prior.describe()}
-            runs = [best.setting]
-            if name == DEFAULT_PRIOR and best.setting != DEFAULT_TEMPERATURE:
-                runs.append(DEFAULT_TEMPERATURE)  # what `test.py -t sample` draws without options
-                bar.total += size.draws * size.test
-            for t in runs:
-                s = draw_cells(dec, lambda s, t=t: jobs(s, t), [args.seed + d for d in range(size.draws)], train_canon)
-                label = f"sample --prior {name}" + (f" --temperature {t:g}" if t != DEFAULT_TEMPERATURE else "")
-                labels.setdefault(name, label)
-                methods.append(gq.Method(label, s.vectors, s.best_dice,
-                                         note="default" if name == DEFAULT_PRIOR and t == DEFAULT_TEMPERATURE else ""))
+            chosen[name], runs = prior_methods(name, model, dec, args.seed, held, lambda m: log(f"{kind}: {m}"))
+            labels[name] = runs[0].name
+            methods += runs
+        bar.total += SHOWN
+        cells_picture(dec, masks[n_tr + n_va:], args.seed, out / kind / "cells.png", kind)
     scores = [gq.score_method(test_v, m, names, threshold) for m in methods]
     title = (f"{kind}: {size.train} train / {size.validation} validation / {size.test} test cells, "
              f"{size.grid}³ × {size.frames} frames; {size.draws} draws of {size.test} cells per method; copy "

@@ -20,7 +20,9 @@ target sequence, with the sampling and the loss of training:
   one batch.
 
 The code starts from the mean of the learned codes (not from a learned code,
-so the fit does not inherit one training cell's shape), the angles from 0.
+so the fit does not inherit one training cell's shape), the angles from 0 — or,
+for a model trained with ``"InitialRotations": "principal_axes"``, from the
+target's own principal-axes pose (:mod:`autodecoder.training.alignment`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ import torch
 from tqdm import tqdm
 
 from autodecoder.experiment.errors import UserError
+from autodecoder.experiment.keys import default
 from autodecoder.model.decoder import Decoder
+from autodecoder.training import alignment
 from autodecoder.training.data import TrainingSet
 from autodecoder.training.loss import loss_and_backward, loss_clamp, mean_error
 from autodecoder.training.schedules import code_regularization_weight, epoch_order
@@ -89,7 +93,8 @@ def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str 
 
     Args:
         decoder: the trained network (its weights are not changed).
-        start_code: (CodeLength,) where the code starts (the mean learned code); the angles start at 0.
+        start_code: (CodeLength,) where the code starts (the mean learned code); the angles start at 0, or at
+            the target's principal-axes pose when the model was trained with ``"InitialRotations": "principal_axes"``.
         specs: the experiment's resolved specs (training keys needed, see :data:`NEEDED_KEYS`).
         target: ``.h5``/``.mat`` SDF sequence in the training layout, on any grid.
         iterations: optimisation steps (one batch of ``FramesPerBatch`` frames each), validated by the caller.
@@ -104,7 +109,10 @@ def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str 
     data = TrainingSet([Path(target)], specs["TrainSampleFraction"], specs["OnTheFlySampling"], seed, progress=False)
     loss_clamp_at = float(clamp) if clamp is not None else loss_clamp(specs)
     weight = code_regularization_weight(specs, int(specs["NumEpochs"]))  # the loss of the end of training
-    code, angles, opt = _fit_parameters(start_code, bool(specs["OptimizeRot"]), lr, device)
+    # a model trained from principal-axes poses expects every cell in its own: start the fit there too
+    aligned = specs.get("InitialRotations", default("InitialRotations")) == "principal_axes"
+    start_angles = alignment.initial_angles([Path(target)])[0].numpy() if aligned else np.zeros(3, np.float32)
+    code, angles, opt = _fit_parameters(start_code, start_angles, bool(specs["OptimizeRot"]), lr, device)
     result = FitResult(np.zeros(0), np.zeros(0), grid_shape=data.grid_shape, n_frames=len(data))
     result.start_loss = mean_error(decoder, code, angles, data.batch(torch.arange(len(data)), 1).to(device),
                                    loss_clamp_at)
@@ -136,10 +144,11 @@ def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str 
     return result
 
 
-def _fit_parameters(start_code: np.ndarray, rotate: bool, lr: float, device: torch.device):
+def _fit_parameters(start_code: np.ndarray, start_angles: np.ndarray, rotate: bool, lr: float, device: torch.device):
     """The code (1, CodeLength) and angles (1, 3) being fitted, and their Adam (angles at a tenth of ``lr``)."""
     code = torch.nn.Parameter(torch.as_tensor(np.asarray(start_code, np.float32).reshape(1, -1).copy(), device=device))
-    angles = torch.nn.Parameter(torch.zeros(1, 3, device=device), requires_grad=rotate)
+    angles = torch.nn.Parameter(torch.as_tensor(np.asarray(start_angles, np.float32).reshape(1, 3).copy(),
+                                                device=device), requires_grad=rotate)
     groups = [{"params": [code], "lr": lr}] + ([{"params": [angles], "lr": lr * ANGLE_LR_SHARE}] if rotate else [])
     return code, angles, torch.optim.Adam(groups)
 

@@ -175,6 +175,26 @@ class GaussianPrior(Prior):
                 "latent_shrinkage": float(g.shrinkage)}
 
 
+class SubspacePrior(Prior):
+    """A prior in the PCA subspace of the codes (gmm, kde, mix). Its constructor takes the subspace, its
+    own :attr:`fields` in order, the line saying how its settings were chosen, and the codes' source;
+    the file holds exactly those (the fields read back with the given types)."""
+
+    fields: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    space: Subspace
+    selection: str
+    source: str
+
+    def save(self, path):
+        return _save(path, format=self.format, **vars(self.space), **{k: getattr(self, k) for k in self.fields},
+                     selection=self.selection, source=self.source)
+
+    @classmethod
+    def _from_npz(cls, z: Any) -> "SubspacePrior":
+        return cls(Subspace(z["mean"], z["basis"], z["scales"]), *(read(z[k]) for k, read in cls.fields.items()),
+                   str(z["selection"]), str(z["source"]))
+
+
 def _gauss_logpdf(y: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
     """log N(y_i; means_k, covs_k) for y (m, d), means (K, d), covs (K, d, d) → (m, K)."""
     out = np.empty((len(y), len(means)))
@@ -230,11 +250,13 @@ def _em(y: np.ndarray, k: int, strength: float, rng: np.random.Generator, restar
     return best
 
 
-class GMMPrior(Prior):
+class GMMPrior(SubspacePrior):
     """A Gaussian mixture in the PCA subspace (see the module's docstring)."""
 
     name = "gmm"
     format = "autodecoder-latent-gmm/1"
+    fields = {"weights": np.asarray, "means": np.asarray, "covariances": np.asarray, "strength": float,
+              "n_codes": int}
 
     def __init__(self, space: Subspace, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
                  strength: float, n_codes: int, selection: str, source: str = "") -> None:
@@ -276,16 +298,6 @@ class GMMPrior(Prior):
         y = self.space.project(codes)
         return logsumexp(_gauss_logpdf(y, self.means, self.covariances) + np.log(self.weights), axis=1)
 
-    def save(self, path):
-        return _save(path, format=self.format, **vars(self.space), weights=self.weights,
-                     means=self.means, covariances=self.covariances, strength=self.strength,
-                     n_codes=self.n_codes, selection=self.selection, source=self.source)
-
-    @classmethod
-    def _from_npz(cls, z: Any) -> "GMMPrior":
-        return cls(Subspace(z["mean"], z["basis"], z["scales"]), z["weights"], z["means"], z["covariances"],
-                   float(z["strength"]), int(z["n_codes"]), str(z["selection"]), str(z["source"]))
-
     def describe(self):
         return (f"Gaussian mixture fitted to {self.n_codes} codes of length {self.space.mean.shape[0]} in their "
                 f"{self.means.shape[1]}-dimensional PCA subspace: {self.selection}, weights "
@@ -296,11 +308,12 @@ class GMMPrior(Prior):
         return {**super().attrs(), "prior_components": len(self.weights), "prior_subspace": self.means.shape[1]}
 
 
-class KDEPrior(Prior):
+class KDEPrior(SubspacePrior):
     """A Gaussian kernel density in the PCA subspace (see the module's docstring)."""
 
     name = "kde"
     format = "autodecoder-latent-kde/1"
+    fields = {"points": np.asarray, "bandwidth": float}
 
     def __init__(self, space: Subspace, points: np.ndarray, bandwidth: float, selection: str,
                  source: str = "") -> None:
@@ -336,15 +349,6 @@ class KDEPrior(Prior):
         u = self.space.project(codes) / self.space.scales
         d2 = cdist(u, self.points / self.space.scales, "sqeuclidean")
         return _kernel_log_mean(d2, self.bandwidth, u.shape[1], len(self.points)) - np.log(self.space.scales).sum()
-
-    def save(self, path):
-        return _save(path, format=self.format, **vars(self.space), points=self.points,
-                     bandwidth=self.bandwidth, selection=self.selection, source=self.source)
-
-    @classmethod
-    def _from_npz(cls, z: Any) -> "KDEPrior":
-        return cls(Subspace(z["mean"], z["basis"], z["scales"]), z["points"], float(z["bandwidth"]),
-                   str(z["selection"]), str(z["source"]))
 
     def describe(self):
         return (f"kernel density on {len(self.points)} codes of length {self.space.mean.shape[0]} in their "
@@ -402,11 +406,12 @@ def _log_segment_density(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, si
     return np.where(length[None] > 0, along, point)
 
 
-class MixPrior(Prior):
+class MixPrior(SubspacePrior):
     """Mixing of nearest learned codes: blurred segments towards each code's neighbours (module docstring)."""
 
     name = "mix"
     format = "autodecoder-latent-mix/1"
+    fields = {"points": np.asarray, "pairs": np.asarray, "sigma": float}
 
     def __init__(self, space: Subspace, points: np.ndarray, pairs: np.ndarray, sigma: float, selection: str,
                  source: str = "") -> None:
@@ -464,15 +469,6 @@ class MixPrior(Prior):
         a = self.points[self.pairs[:, 0]]
         mids = (a + self.points[self.pairs[:, 1]]) / 2
         return logsumexp(_log_segment_density(u, a, mids, self.sigma), axis=1) - math.log(len(self.pairs))
-
-    def save(self, path):
-        return _save(path, format=self.format, **vars(self.space), points=self.points, pairs=self.pairs,
-                     sigma=self.sigma, selection=self.selection, source=self.source)
-
-    @classmethod
-    def _from_npz(cls, z: Any) -> "MixPrior":
-        return cls(Subspace(z["mean"], z["basis"], z["scales"]), z["points"], z["pairs"], float(z["sigma"]),
-                   str(z["selection"]), str(z["source"]))
 
     def describe(self):
         return (f"mixing of nearest codes on {len(self.points)} codes of length {self.space.mean.shape[0]} in their "

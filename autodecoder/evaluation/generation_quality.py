@@ -37,7 +37,7 @@ from autodecoder.experiment.errors import UserError
 
 __all__ = ["P_LEVEL", "COPY_LIMIT", "NNA_MARGIN", "Method", "Score", "subsets", "score_method", "pairwise_dice",
            "leave_one_out_copies", "Candidate", "nna_standard_error", "choose", "TABLE_COLUMNS", "table_rows", "markdown_table",
-           "write_tables", "check_done", "plot_distributions"]
+           "write_tables", "check_done", "plot_distributions", "plot_cells"]
 
 #: Median Holm-adjusted KS p below which a method differs from the test cells in an entry.
 P_LEVEL = 0.01
@@ -284,6 +284,28 @@ def plot_distributions(test: np.ndarray, methods: Sequence[Method], names: Seque
         ax.grid(True, axis="y", alpha=0.3)
     for ax in axes.ravel()[len(entries):]:
         ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, path)
+
+
+def plot_cells(groups: dict[str, Sequence[np.ndarray]], frames: Sequence[int], path: Path, title: str = "") -> Path:
+    """One panel per group (e.g. test cells, drawn cells), one above the other: every cell a column, the
+    chosen ``frames`` its rows, each the maximum projection along the last axis of a bool ``(T, X, Y, Z)``
+    sequence."""
+    from autodecoder.io.pictures import mip, plt, save_figure, tile
+    cells = max(len(c) for c in groups.values())
+    fig, axes = plt.subplots(len(groups), 1, figsize=(1.3 * cells + 0.6, (1.3 * len(frames) + 0.5) * len(groups)),
+                             dpi=100, squeeze=False)
+    for ax, (name, group) in zip(axes[:, 0], groups.items()):
+        ax.imshow(tile([mip(np.asarray(c)[t]) for t in frames for c in group], columns=len(group)),
+                  cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel("frames " + ", ".join(str(t) for t in frames), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -112,6 +112,10 @@ def _added(check, default) -> Key:
     return Key(check, (), default, True, True)
 
 
+#: Values of ``InitialRotations``: the original's small random angles, or each training cell's principal
+#: axes (:mod:`autodecoder.training.alignment`).
+INITIAL_ROTATIONS = ("random", "principal_axes")
+
 TOP_KEYS: dict[str, Key] = {
     "Description": _req(description, TRAIN, TEST),
     "DataSource": _req(string, TRAIN),
@@ -150,6 +154,8 @@ TOP_KEYS: dict[str, Key] = {
     "Bf16Autocast": _added(boolean, False),
     "TF32Matmul": _added(boolean, False),
     "AdaptiveSafety": _added(num_gt(0), 5.0),
+    "InitialRotations": _added(lambda v: None if v in INITIAL_ROTATIONS else
+                               " or ".join(f'"{r}"' for r in INITIAL_ROTATIONS), "random"),
     "Compile": _added(lambda v: None if isinstance(v, bool) or (isinstance(v, str) and v)
                       else 'true, false or a torch.compile backend name ("inductor", "aot_eager", …)', False),
 }

@@ -87,7 +87,9 @@ def changed_keys(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
     for key in sorted(set(saved) | set(current)):
         if key in RESULT_NEUTRAL_KEYS:
             continue
-        old, new = saved.get(key, "(not set)"), current.get(key, "(not set)")
+        # a key missing from specs saved by an earlier version means its default, which it then had
+        unset = TOP_KEYS[key].default if key in TOP_KEYS and TOP_KEYS[key].has_default else "(not set)"
+        old, new = saved.get(key, unset), current.get(key, unset)
         if key == "NetworkSpecs" and isinstance(old, dict) and isinstance(new, dict):
             out += [(f"NetworkSpecs.{k}", a, b) for k, a, b in changed_keys(old, new)]
         elif json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):

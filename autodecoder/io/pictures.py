@@ -17,7 +17,7 @@ import numpy as np
 
 from autodecoder.experiment.guards import atomic_path
 
-__all__ = ["plt", "save_figure", "plot_loss", "mip", "save_image", "contact_sheet"]
+__all__ = ["plt", "save_figure", "plot_loss", "mip", "save_image", "tile", "contact_sheet"]
 
 # pyplot picks its backend at the first figure, so choosing it after the import is enough.
 matplotlib.use("Agg")
@@ -60,8 +60,8 @@ def save_image(image: np.ndarray, path: Path) -> None:
         plt.imsave(tmp, image, cmap="gray", vmin=0, vmax=255, format="png")
 
 
-def contact_sheet(images: Sequence[np.ndarray], path: Path, columns: int | None = None) -> None:
-    """Tile same-sized 2-D uint8 images in a grid with 2-pixel grey gaps, and write a PNG."""
+def tile(images: Sequence[np.ndarray], columns: int | None = None) -> np.ndarray:
+    """Same-sized 2-D uint8 images in a grid (row by row) with 2-pixel grey gaps → one uint8 image."""
     n = len(images)
     cols = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -70,4 +70,9 @@ def contact_sheet(images: Sequence[np.ndarray], path: Path, columns: int | None 
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         sheet[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + c * (w + 2): 2 + c * (w + 2) + w] = im
-    save_image(sheet, path)
+    return sheet
+
+
+def contact_sheet(images: Sequence[np.ndarray], path: Path, columns: int | None = None) -> None:
+    """Tile same-sized 2-D uint8 images in a grid with 2-pixel grey gaps (:func:`tile`), and write a PNG."""
+    save_image(tile(images, columns), path)

@@ -107,7 +107,7 @@ def _train(exp: Path, specs: dict, ctx: distributed.Context, dev: torch.device, 
                  f"training {exp}", "lower \"NetworkSpecs\".dims, \"FramesPerBatch\", \"TrainSampleFraction\" "
                  "or \"TrainChunkSize\"", ignore_memory, log)
     data = TrainingSet.from_specs(folder, specs, seed, progress=progress)
-    run = Run.build(exp, specs, seed, dev, start)
+    run = Run.build(exp, specs, seed, dev, start, data.files)
     if specs["FastPath"] and not run.fast:
         log("note: latent_dropout / hidden-layer dropout: the fast path does not apply, training on the plain path")
     log_path = _begin_log(exp, run, ctx, resumed=resume is not None)

@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -28,6 +28,7 @@ from autodecoder.model import checkpoints
 from autodecoder.model.accel import Accel
 from autodecoder.model.decoder import Decoder
 from autodecoder.model.forward import fast_path_applies
+from autodecoder.training import alignment
 from autodecoder.training.sampling import DRAW_TORCH, rng_for
 from autodecoder.training.schedules import learning_rates, rotation_phase
 
@@ -149,10 +150,14 @@ class Run:
     ddp_phase: bool | None = None
 
     @classmethod
-    def build(cls, exp: Path, specs: dict, seed: int, device: torch.device, start: Start) -> "Run":
-        """Initialise from ``seed``, then restore what ``start`` holds."""
+    def build(cls, exp: Path, specs: dict, seed: int, device: torch.device, start: Start,
+              files: Sequence[Path] = ()) -> "Run":
+        """Initialise from ``seed``, then restore what ``start`` holds; a fresh run with
+        ``"InitialRotations": "principal_axes"`` starts its angles at the principal axes of ``files``."""
         decoder, codes, angles = init_tables(specs, seed)
         st, ck = start.state, start.checkpoint
+        if st is None and ck is None and specs["InitialRotations"] == "principal_axes":
+            angles = alignment.initial_angles(files)
         if st is not None:
             checkpoints.load_into(decoder, st["decoder"], ws.latest_file(exp))
             codes, angles = st["codes"].clone(), st["angles"].clone()
