@@ -33,7 +33,9 @@ For each kind of cell of the phantom generator (dividing, filopodial, deforming)
    per-cell descriptor vectors (:mod:`autodecoder.evaluation.per_cell`), KS with Holm, 1-NNA,
    coverage, MMD and minimum matching distance, and copies: the Dice of canonical shapes (codes
    decoded without rotation, on a coarser grid, four frames) against the training cells' canonical
-   shapes, above the mean nearest-neighbour Dice between distinct training cells (printed).
+   shapes, above the mean nearest-neighbour Dice between distinct training cells (printed; the issue's
+   threshold, which about half of the training cells exceed), and above their 95th percentile
+   (``copies (q95)``, which 5 % of them exceed).
 
 Writes ``<out>/<kind>/table.md`` (methods × measures), ``table.csv``, ``table_ks.csv`` (every
 entry's median KS D and Holm p per method), ``distributions.png``, ``cells.png`` (six test cells above
@@ -101,6 +103,9 @@ PLOTTED = ("volume_mean", "surface_area_mean", "sphericity_mean", "solidity_mean
 REAL, RECONSTRUCTION, GENERATE = "training cells", "reconstructions", "generate"
 #: Cells of each side in ``cells.png``.
 SHOWN = 6
+#: Quantile of the training cells' nearest-neighbour Dice used as a second, stricter copy threshold: the issue's
+#: threshold (their mean) flags about half of the real cells themselves; this one flags 1 − 0.95 of them.
+STRICT_QUANTILE = 0.95
 
 
 def specs(data: Path, size: Size) -> dict:
@@ -306,13 +311,17 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
         train_canon = dec.canonical(model.codes)
         pair = gq.pairwise_dice(train_canon, train_canon)
         threshold = calibrate_copy_threshold(pair)
-        loo = gq.leave_one_out_copies(pair, threshold)
+        strict = calibrate_copy_threshold(pair, STRICT_QUANTILE)
+        loo, loo_strict = gq.leave_one_out_copies(pair, threshold), gq.leave_one_out_copies(pair, strict)
         log(f"{kind}: copy threshold (mean nearest-neighbour Dice of distinct training cells' canonical shapes) "
-            f"{threshold:.3f}; training cells above it against the other training cells: {100 * loo:.0f} %")
+            f"{threshold:.3f}; training cells above it against the other training cells: {100 * loo:.0f} %; "
+            f"stricter threshold (their {STRICT_QUANTILE:g} quantile) {strict:.3f}: {100 * loo_strict:.0f} %")
         rng = np.random.default_rng(args.seed)
         methods = [gq.Method(REAL, gq.subsets(train_v, size.test, size.draws, rng),
-                             copies_note=f"{100 * loo:.0f} % (leave-one-out)", note="train split"),
-                   gq.Method(RECONSTRUCTION, gq.subsets(rec, size.test, size.draws, rng), copies_note="100 %")]
+                             copies_note=f"{100 * loo:.0f} % (leave-one-out)", note="train split",
+                             strict_note=f"{100 * loo_strict:.0f} % (leave-one-out)"),
+                   gq.Method(RECONSTRUCTION, gq.subsets(rec, size.test, size.draws, rng), copies_note="100 %",
+                             strict_note="100 %")]
         g = draw_cells(dec, lambda s: original_jobs("generate", model.codes, model.angles, size.test, s),
                        [args.seed + d for d in range(size.draws)], train_canon)
         methods.append(gq.Method(GENERATE, g.vectors, g.best_dice))
@@ -325,17 +334,18 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
             methods += runs
         bar.total += SHOWN
         cells_picture(dec, masks[n_tr + n_va:], args.seed, out / kind / "cells.png", kind)
-    scores = [gq.score_method(test_v, m, names, threshold) for m in methods]
+    scores = [gq.score_method(test_v, m, names, threshold, strict) for m in methods]
     title = (f"{kind}: {size.train} train / {size.validation} validation / {size.test} test cells, "
              f"{size.grid}³ × {size.frames} frames; {size.draws} draws of {size.test} cells per method; copy "
-             f"threshold {threshold:.3f} (Dice of canonical shapes)")
+             f"threshold {threshold:.3f} (Dice of canonical shapes; q95: {strict:.3f})")
     files = gq.write_tables(scores, names, out / kind / "table", title)
     gq.plot_distributions(test_v, methods, names, PLOTTED, out / kind / "distributions.png", title=kind)
     default = next(s.name for s in scores if s.note == "default")
     done = gq.check_done(scores, default, RECONSTRUCTION, [GENERATE, labels["gaussian"]])
     r = next(s for s in scores if s.name == RECONSTRUCTION)
     w = int(np.argmax(r.ks_d))
-    info = {"threshold": threshold, "leave_one_out_copies": loo, "chosen": chosen, "seconds": time.time() - t_kind,
+    info = {"threshold": threshold, "leave_one_out_copies": loo, "strict_threshold": strict,
+            "strict_leave_one_out_copies": loo_strict, "chosen": chosen, "seconds": time.time() - t_kind,
             "reconstruction_worst": f"{LABELS[names[w]]} (KS D {r.ks_d[w]:.2f}, median Holm p {r.ks_p[w]:.2g})",
             "validation_best": min(chosen, key=lambda k: (chosen[k]["validation_nna"], k)) if len(temps) > 1 else None}
     atomic_write_text(out / kind / "choices.json", json.dumps(info, indent=1, default=float))
@@ -359,7 +369,9 @@ def command(args) -> int:
         _, done, info = run_kind(kind, out, size, args, lambda m: print(m, flush=True))
         text = [f"## {kind}", "", (out / kind / "table.md").read_text().strip(), "",
                 f"Copies: canonical shapes with a Dice above {info['threshold']:.3f} with a training cell's; the "
-                f"training cells themselves, each against the others: {100 * info['leave_one_out_copies']:.0f} %.",
+                f"training cells themselves, each against the others: {100 * info['leave_one_out_copies']:.0f} %. "
+                f"Copies (q95): above {info['strict_threshold']:.3f}, the {STRICT_QUANTILE:g} quantile of the training "
+                f"cells' nearest-neighbour Dice (training cells: {100 * info['strict_leave_one_out_copies']:.0f} %).",
                 f"Reconstructions against the test cells, largest difference: {info['reconstruction_worst']}.", ""]
         if info["validation_best"] is not None:
             text.append("Validation (temperature, 1-NNA against the validation cells, copies): " + "; ".join(

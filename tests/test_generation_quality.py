@@ -139,6 +139,9 @@ def test_choose_and_the_issues_bar(tmp_path):
     bad = gq.score_method(test, gq.Method("bad", draws(7, 5, shift=3.0), best_dice=np.full(120, 0.9)), names,
                           threshold=0.8)
     assert good.copies == 0.0 and bad.copies == 1.0
+    stricter = gq.score_method(test, gq.Method("bad", draws(7, 5), best_dice=np.full(120, 0.9)), names, 0.8, 0.95)
+    assert stricter.copies == 1.0 and stricter.strict_copies == 0.0
+    assert "copies (q95)" in gq.markdown_table([stricter], names) and rec.strict_copies is None
     lines = gq.check_done([rec, good, bad], "good", "rec", ["bad"])
     assert all(line.startswith("PASS") for line in lines), lines
     lines = gq.check_done([rec, good, bad], "bad", "rec", ["good"])

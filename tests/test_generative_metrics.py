@@ -79,3 +79,18 @@ def test_copies_and_summaries():
     assert math.isnan(gm.summarise_over_draws([0.5])[1])
     with pytest.raises(UserError, match="square matrix"):
         gm.calibrate_copy_threshold(np.ones((1, 1)))
+
+
+def test_a_quantile_threshold_flags_that_share_of_real_cells():
+    # 40 real cells: the mean flags about half of them, the 0.95 quantile 2 of 40
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 0.9, (40, 40))
+    real = np.triu(a, 1) + np.triu(a, 1).T + np.eye(40)
+    nearest = np.where(np.eye(40, dtype=bool), -1, real).max(axis=1)
+    q95 = gm.calibrate_copy_threshold(real, 0.95)
+    assert q95 == pytest.approx(np.quantile(nearest, 0.95))
+    assert np.mean(nearest > q95) == pytest.approx(0.05)
+    assert 0.3 < np.mean(nearest > gm.calibrate_copy_threshold(real)) < 0.7
+    assert gm.calibrate_copy_threshold(real, 1.0) == pytest.approx(nearest.max())  # the closest pair itself
+    with pytest.raises(UserError, match="quantile"):
+        gm.calibrate_copy_threshold(real, 95)

@@ -14,7 +14,9 @@ compared with the test cells' vectors (:func:`score_method`):
   method *differs* in an entry when that median adjusted p is below :data:`P_LEVEL`;
 * ``copies``: the share of all its generated cells (pooled over draws) whose best Dice with a
   training cell's canonical shape is above the calibrated threshold
-  (:func:`autodecoder.evaluation.generative.novelty`), where the method has canonical shapes.
+  (:func:`autodecoder.evaluation.generative.novelty`), where the method has canonical shapes; and
+  the same above a stricter threshold when one is given (``copies (q95)``: the 95th percentile of
+  the real cells' nearest-neighbour Dice, which 5 % of the real cells exceed).
 
 :func:`check_done` states, for one kind of cell, whether the default method meets the issue's
 bar; :func:`markdown_table`, :func:`write_tables` and :func:`plot_distributions` write the results.
@@ -51,13 +53,14 @@ NNA_MARGIN = 0.10
 class Method:
     """A way of producing cells: ``draws`` are (cells, entries) tables; ``best_dice`` (all cells of all
     draws, in order) each cell's best Dice with a training cell's canonical shape, None when not
-    applicable; ``copies_note`` replaces the copies cell of the table when given."""
+    applicable; ``copies_note`` (``strict_note``) replaces the copies (strict copies) cell of the table when given."""
 
     name: str
     draws: list[np.ndarray]
     best_dice: np.ndarray | None = None
     copies_note: str = ""
     note: str = ""
+    strict_note: str = ""
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Score:
     copies_note: str = ""
     note: str = ""
     per_draw_nna: list[float] = field(default_factory=list)
+    strict_copies: float | None = None
+    strict_note: str = ""
 
 
 def subsets(table: np.ndarray, size: int, draws: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -88,8 +93,10 @@ def subsets(table: np.ndarray, size: int, draws: int, rng: np.random.Generator) 
     return [table[np.sort(rng.choice(len(table), size, replace=False))] for _ in range(draws)]
 
 
-def score_method(test: np.ndarray, method: Method, names: Sequence[str], threshold: float | None = None) -> Score:
-    """Every draw of ``method`` against the ``test`` vectors (cells, entries); ``names`` the entries."""
+def score_method(test: np.ndarray, method: Method, names: Sequence[str], threshold: float | None = None,
+                 strict_threshold: float | None = None) -> Score:
+    """Every draw of ``method`` against the ``test`` vectors (cells, entries); ``names`` the entries; copies
+    above ``threshold`` and above ``strict_threshold``, when given."""
     test = np.asarray(test, dtype=np.float64)
     if not method.draws:
         raise UserError(f"{method.name}: no draws")
@@ -106,13 +113,15 @@ def score_method(test: np.ndarray, method: Method, names: Sequence[str], thresho
         ds.append(d)
         ps.append(gen.holm(np.where(np.isnan(p), 1.0, p)))
     ks_d, ks_p = np.median(ds, axis=0), np.median(ps, axis=0)
-    copies = None
-    if method.best_dice is not None and threshold is not None:
-        copies = gen.novelty(np.asarray(method.best_dice, np.float64).reshape(-1, 1), threshold).copies
+    def share(limit: float | None) -> float | None:
+        if method.best_dice is None or limit is None:
+            return None
+        return gen.novelty(np.asarray(method.best_dice, np.float64).reshape(-1, 1), limit).copies
     return Score(method.name, len(method.draws), int(np.mean([len(d) for d in method.draws])),
                  gen.summarise_over_draws(nna), gen.summarise_over_draws(cov), gen.summarise_over_draws(mmd),
                  gen.summarise_over_draws(match), ks_d, ks_p,
-                 [names[j] for j in np.flatnonzero(ks_p < P_LEVEL)], copies, method.copies_note, method.note, nna)
+                 [names[j] for j in np.flatnonzero(ks_p < P_LEVEL)], share(threshold), method.copies_note, method.note,
+                 nna, share(strict_threshold), method.strict_note)
 
 
 def pairwise_dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -180,8 +189,8 @@ def _pm(v: tuple[float, float], digits: int = 3) -> str:
 
 #: The columns of :func:`table_rows` (and of the CSV table).
 TABLE_COLUMNS = ("method", "draws", "cells", "nna", "nna_se", "coverage", "coverage_se", "mmd", "mmd_se",
-                 "matching_distance", "matching_distance_se", "copies", "differing", "worst_entry", "worst_d",
-                 "worst_p", "note")
+                 "matching_distance", "matching_distance_se", "copies", "copies_q95", "differing", "worst_entry",
+                 "worst_d", "worst_p", "note")
 
 
 def _worst(s: Score) -> int:
@@ -197,6 +206,7 @@ def table_rows(scores: Sequence[Score], names: Sequence[str]) -> list[dict]:
                      "coverage": s.coverage[0], "coverage_se": s.coverage[1], "mmd": s.mmd[0], "mmd_se": s.mmd[1],
                      "matching_distance": s.matching[0], "matching_distance_se": s.matching[1],
                      "copies": s.copies if s.copies is not None else (s.copies_note or None),
+                     "copies_q95": s.strict_copies if s.strict_copies is not None else (s.strict_note or None),
                      "differing": " ".join(s.differing), "worst_entry": names[w], "worst_d": float(s.ks_d[w]),
                      "worst_p": float(s.ks_p[w]), "note": s.note})
     return rows
@@ -204,14 +214,15 @@ def table_rows(scores: Sequence[Score], names: Sequence[str]) -> list[dict]:
 
 def markdown_table(scores: Sequence[Score], names: Sequence[str]) -> str:
     """Methods (rows) × measures (columns) as Markdown."""
-    header = ["method", "1-NNA (0.5 best)", "coverage", "MMD", "min. matching distance", "copies",
+    header = ["method", "1-NNA (0.5 best)", "coverage", "MMD", "min. matching distance", "copies", "copies (q95)",
               f"entries differing (median Holm p < {P_LEVEL:g})", "largest KS D (entry, median Holm p)"]
     rows = []
     for s in scores:
         w = _worst(s)
         copies = f"{100 * s.copies:.0f} %" if s.copies is not None else (s.copies_note or "–")
+        strict = f"{100 * s.strict_copies:.0f} %" if s.strict_copies is not None else (s.strict_note or "–")
         rows.append([f"{s.name}{f' ({s.note})' if s.note else ''}", _pm(s.nna), _pm(s.coverage, 2),
-                     _pm(s.mmd, 3), _pm(s.matching, 2), copies,
+                     _pm(s.mmd, 3), _pm(s.matching, 2), copies, strict,
                      f"{len(s.differing)}" + (f": {', '.join(s.differing)}" if s.differing else ""),
                      f"{s.ks_d[w]:.2f} ({LABELS.get(names[w], names[w])}, {s.ks_p[w]:.2g})"])
     return md_table(header, rows)

@@ -116,15 +116,20 @@ def energy_test(a: np.ndarray, b: np.ndarray, permutations: int = 500,
     return stat, (1 + sum(s >= stat for s in null)) / (permutations + 1)
 
 
-def calibrate_copy_threshold(real_pairwise_dice: np.ndarray) -> float:
-    """Mean over real cells of the Dice with their most similar *other* real cell, from the symmetric
-    (n, n) Dice matrix of distinct real cells (its diagonal is ignored)."""
+def calibrate_copy_threshold(real_pairwise_dice: np.ndarray, quantile: float | None = None) -> float:
+    """From the symmetric (n, n) Dice matrix of distinct real cells (its diagonal ignored), each real cell's
+    Dice with its most similar *other* real cell, summarised: their mean (``quantile`` None: about half of
+    the real cells lie above it), or their ``quantile`` (e.g. 0.95: a share ``1 − quantile`` of the real
+    cells lie above it, so a generator of new real-like cells makes about that share of copies)."""
     s = np.asarray(real_pairwise_dice, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or len(s) < 2:
         raise UserError(f"real-against-real Dice: expected a square matrix of at least 2 cells, got shape {s.shape}")
+    if quantile is not None and not 0.0 <= quantile <= 1.0:
+        raise UserError(f"copy threshold quantile {quantile}: expected a number in [0, 1]")
     off = s.copy()
     np.fill_diagonal(off, -np.inf)
-    return float(off.max(axis=1).mean())
+    nearest = off.max(axis=1)
+    return float(nearest.mean() if quantile is None else np.quantile(nearest, quantile))
 
 
 class Novelty(NamedTuple):
