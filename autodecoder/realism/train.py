@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -154,6 +155,91 @@ def plot_losses(history: list[list[float]], path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def _open_data(real: str | Path, synthetic: str | Path | None, real_masks: str | Path | None,
+               config: RealismConfig, state: dict[str, Any] | None, log: Log) -> tuple[Any, dict[str, Intensity],
+                                                                                   PatchSampler]:
+    """The real images (and their masks), the intensity scales (measured, or the resumed run's) and the
+    patch sampler over both sides; refuses inputs the mode cannot use, in one line."""
+    real_set = open_images(real, real_masks, "real images", log)
+    if config.paired and not real_set.has_masks:
+        raise UserError(f"{real}: paired training needs masks of the real images; pass --real-masks DIR (3-D "
+                        "mask TIFFs or a 4-D mask stack) or give a CTC dataset with 01_GT/SEG")
+    if not config.paired and synthetic is None:
+        raise UserError("--synthetic: required for unpaired training (the synthetic images to make realistic)")
+    syn_set = open_images(synthetic, None, "synthetic images", log) if synthetic is not None else None
+    if config.paired and syn_set is not None and not syn_set.has_masks:
+        raise UserError(f"{synthetic}: a paired model translates the masks of synthetic images, but none were "
+                        "found (expected a CTC dataset with 01_GT/SEG or an OME-TIFF with _labels)")
+    if state is not None:
+        intensities = {k: Intensity.from_dict(v) for k, v in state["intensities"].items()}
+    else:
+        intensities = {"real": measure_intensity(real_set.frames, config.percentiles, "real images")}
+        if not config.paired:
+            intensities["synthetic"] = measure_intensity(syn_set.frames, config.percentiles, "synthetic images")
+    sides = {"real": FrameCache(real_set, intensities["real"], config.paired, config.cached_frames)}
+    if not config.paired:
+        sides["synthetic"] = FrameCache(syn_set, intensities["synthetic"], False, config.cached_frames)
+    return real_set, intensities, PatchSampler(sides, config, config.seed)
+
+
+@dataclass
+class _Session:
+    """A realism run in memory: what it was started with, its networks and optimisers, and how far it got;
+    :meth:`save` writes all of it (the checkpoint, the readable record and the loss plot)."""
+
+    out: Path
+    config: RealismConfig
+    sources: dict[str, str | None]
+    intensities: dict[str, Intensity]
+    sampler: PatchSampler
+    device: torch.device
+    gens: torch.nn.ModuleDict
+    discs: torch.nn.ModuleDict
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    radius: int
+    real_example: torch.Tensor | None = None
+    history: list[list[float]] = field(default_factory=list)
+    step: int = 0
+    seconds: float = 0.0
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take up the saved run exactly where it stopped (weights, optimisers, sampler, random states)."""
+        self.gens.load_state_dict(state["generators"])
+        self.discs.load_state_dict(state["discriminators"])
+        self.opt_g.load_state_dict(state["opt_generators"])
+        self.opt_d.load_state_dict(state["opt_discriminators"])
+        self.sampler.restore(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.history = [list(h) for h in state["history"]]
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+        self.real_example = state["real_example"]
+
+    def save(self) -> None:
+        dev = self.device
+        snapshot = {"format": FORMAT, "version": __version__, "config": self.config.as_dict(), "sources": self.sources,
+                    "step": self.step, "seconds": self.seconds, "history": self.history,
+                    "intensities": {k: v.as_dict() for k, v in self.intensities.items()},
+                    "receptive_radius": self.radius, "halo": halo(self.radius, self.config.down_factor),
+                    "patch": list(self.sampler.patch), "real_example": self.real_example,
+                    "generators": self.gens.state_dict(), "discriminators": self.discs.state_dict(),
+                    "opt_generators": self.opt_g.state_dict(), "opt_discriminators": self.opt_d.state_dict(),
+                    "sampler": self.sampler.state(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+        with atomic_path(self.out / CHECKPOINT) as tmp:
+            torch.save(snapshot, tmp)
+        record = {k: v for k, v in snapshot.items() if k in ("format", "version", "config", "sources", "step",
+                                                               "intensities", "receptive_radius", "halo", "patch")}
+        record.update(device=str(dev), seconds_per_step=self.seconds / max(self.step, 1),
+                      last_losses=dict(zip(LOSSES, self.history[-1])) if self.history else None)
+        atomic_write_text(self.out / RECORD, json.dumps(record, indent=1) + "\n")
+        if self.history:
+            plot_losses(self.history, self.out / LOSS_PLOT,
+                        f"realism ({self.config.mode}, {self.config.dims}-D): losses")
+
+
 def train(real: str | Path, synthetic: str | Path | None, out: str | Path, config_path: str | Path | None = None,
           overrides: dict[str, Any] | None = None, real_masks: str | Path | None = None, resume: bool = False,
           device: str | None = None, progress: bool = True, log: Log = print,
@@ -186,27 +272,7 @@ def train(real: str | Path, synthetic: str | Path | None, out: str | Path, confi
         if state is not None:
             _same_sources(state["sources"], sources)
         dev = pick_device(device)
-
-        real_set = open_images(real, real_masks, "real images", log)
-        if config.paired and not real_set.has_masks:
-            raise UserError(f"{real}: paired training needs masks of the real images; pass --real-masks DIR (3-D "
-                            "mask TIFFs or a 4-D mask stack) or give a CTC dataset with 01_GT/SEG")
-        if not config.paired and synthetic is None:
-            raise UserError("--synthetic: required for unpaired training (the synthetic images to make realistic)")
-        syn_set = open_images(synthetic, None, "synthetic images", log) if synthetic is not None else None
-        if config.paired and syn_set is not None and not syn_set.has_masks:
-            raise UserError(f"{synthetic}: a paired model translates the masks of synthetic images, but none were "
-                            "found (expected a CTC dataset with 01_GT/SEG or an OME-TIFF with _labels)")
-        if state is not None:
-            intensities = {k: Intensity.from_dict(v) for k, v in state["intensities"].items()}
-        else:
-            intensities = {"real": measure_intensity(real_set.frames, config.percentiles, "real images")}
-            if not config.paired:
-                intensities["synthetic"] = measure_intensity(syn_set.frames, config.percentiles, "synthetic images")
-        sides = {"real": FrameCache(real_set, intensities["real"], config.paired, config.cached_frames)}
-        if not config.paired:
-            sides["synthetic"] = FrameCache(syn_set, intensities["synthetic"], False, config.cached_frames)
-        sampler = PatchSampler(sides, config, config.seed)
+        real_set, intensities, sampler = _open_data(real, synthetic, real_masks, config, state, log)
         check_memory(BYTES_PER_VOXEL_CHANNEL * config.batch * int(np.prod(sampler.patch)) * config.channels[0]
                      * (2 if config.paired else 6), dev, f"realism training in {out}",
                      "use a smaller --patch or --batch", ignore_memory, log)
@@ -214,81 +280,53 @@ def train(real: str | Path, synthetic: str | Path | None, out: str | Path, confi
         # ---------------------------------------------------------------- networks and optimisers
         torch.manual_seed(config.seed)
         gens, discs = build_generators(config).to(dev), build_discriminators(config).to(dev)
-        opt_g = torch.optim.Adam(gens.parameters(), lr=config.lr_generator, betas=(config.beta1, config.beta2))
-        opt_d = torch.optim.Adam(discs.parameters(), lr=config.lr_discriminator, betas=(config.beta1, config.beta2))
-        adv = adversarial_loss()
-        radius = receptive_radius(gens["to_real"], config.dims, config.down_factor)
-        history: list[list[float]] = []
-        step, seconds = 0, 0.0
+        run = _Session(out, config, sources, intensities, sampler, dev, gens, discs,
+                       torch.optim.Adam(gens.parameters(), lr=config.lr_generator, betas=(config.beta1, config.beta2)),
+                       torch.optim.Adam(discs.parameters(), lr=config.lr_discriminator,
+                                        betas=(config.beta1, config.beta2)),
+                       receptive_radius(gens["to_real"], config.dims, config.down_factor))
         if state is not None:
-            gens.load_state_dict(state["generators"])
-            discs.load_state_dict(state["discriminators"])
-            opt_g.load_state_dict(state["opt_generators"])
-            opt_d.load_state_dict(state["opt_discriminators"])
-            sampler.restore(state["sampler"])
-            torch.set_rng_state(state["torch_rng"])
-            if dev.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], dev)
-            history, step, seconds = [list(h) for h in state["history"]], int(state["step"]), float(state["seconds"])
-            log(f"resuming {out} at step {step} of {config.steps}")
-        real_example = state["real_example"] if state is not None else _real_example(real_set.frames,
-                                                                                      intensities["real"])
+            run.restore(state)
+            log(f"resuming {out} at step {run.step} of {config.steps}")
+        else:
+            run.real_example = _real_example(real_set.frames, intensities["real"])
+        adv = adversarial_loss()
         gens.train()
         discs.train()
 
-        def save() -> None:
-            snapshot = {"format": FORMAT, "version": __version__, "config": config.as_dict(), "sources": sources,
-                        "step": step, "seconds": seconds, "history": history,
-                        "intensities": {k: v.as_dict() for k, v in intensities.items()},
-                        "receptive_radius": radius, "halo": halo(radius, config.down_factor),
-                        "patch": list(sampler.patch), "real_example": real_example,
-                        "generators": gens.state_dict(), "discriminators": discs.state_dict(),
-                        "opt_generators": opt_g.state_dict(), "opt_discriminators": opt_d.state_dict(),
-                        "sampler": sampler.state(), "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-            with atomic_path(out / CHECKPOINT) as tmp:
-                torch.save(snapshot, tmp)
-            record = {k: v for k, v in snapshot.items() if k in ("format", "version", "config", "sources", "step",
-                                                                   "intensities", "receptive_radius", "halo", "patch")}
-            record.update(device=str(dev), seconds_per_step=seconds / max(step, 1),
-                          last_losses=dict(zip(LOSSES, history[-1])) if history else None)
-            atomic_write_text(out / RECORD, json.dumps(record, indent=1) + "\n")
-            if history:
-                plot_losses(history, out / LOSS_PLOT, f"realism ({config.mode}, {config.dims}-D): losses")
-
-        if step >= config.steps:
-            log(f"nothing to do: step {step} of {config.steps} already done (raise --steps to go on)")
+        if run.step >= config.steps:
+            log(f"nothing to do: step {run.step} of {config.steps} already done (raise --steps to go on)")
             return 0
-        log(f"realism ({config.mode}, {config.dims}-D) in {out}: steps {step + 1}…{config.steps}, patches "
+        log(f"realism ({config.mode}, {config.dims}-D) in {out}: steps {run.step + 1}…{config.steps}, patches "
             f"{'×'.join(map(str, sampler.patch))} × {config.batch}, seed {config.seed}, device {dev}, receptive "
-            f"radius {radius} voxels, generator "
+            f"radius {run.radius} voxels, generator "
             f"{format_bytes(4 * sum(p.numel() for p in gens['to_real'].parameters()))} of weights")
 
         # ---------------------------------------------------------------- the loop
-        bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True,
+        bar = tqdm(total=config.steps, initial=run.step, unit="step", disable=not progress, dynamic_ncols=True,
                    desc="realism")
         with stop_requests(STOP_MESSAGE) as stop, bar:
-            while step < config.steps:
+            while run.step < config.steps:
                 t0 = time.time()
-                for opt, base in ((opt_g, config.lr_generator), (opt_d, config.lr_discriminator)):
+                for opt, base in ((run.opt_g, config.lr_generator), (run.opt_d, config.lr_discriminator)):
                     for group in opt.param_groups:
-                        group["lr"] = _learning_rate(config, base, step)
+                        group["lr"] = _learning_rate(config, base, run.step)
                 batch = {k: v.to(dev) for k, v in sampler.draw().items()}
-                losses = _step(config, gens, discs, opt_g, opt_d, adv, batch)
-                step += 1
-                seconds += time.time() - t0
-                row = [float(step), *losses]
-                history.append(row)
+                losses = _step(config, gens, discs, run.opt_g, run.opt_d, adv, batch)
+                run.step += 1
+                run.seconds += time.time() - t0
+                row = [float(run.step), *losses]
+                run.history.append(row)
                 bar.update(1)
                 bar.set_postfix(G=f"{row[1]:.3f}", D=f"{row[2]:.3f}", **{"L1" if config.paired else "cyc":
                                                                           f"{row[3]:.3f}"})
-                if step % config.checkpoint_every == 0 or step == config.steps or stop.requested:
-                    save()
-                if stop.requested and step < config.steps:
-                    log(f"interrupted at step {step} of {config.steps}: saved {out / CHECKPOINT}; "
+                if run.step % config.checkpoint_every == 0 or run.step == config.steps or stop.requested:
+                    run.save()
+                if stop.requested and run.step < config.steps:
+                    log(f"interrupted at step {run.step} of {config.steps}: saved {out / CHECKPOINT}; "
                         "resume with --resume")
                     return EXIT_STOPPED
-    log(f"done: {config.steps} steps, {seconds / max(step, 1):.2f} s per step on {dev}; model in {out}")
+    log(f"done: {config.steps} steps, {run.seconds / max(run.step, 1):.2f} s per step on {dev}; model in {out}")
     return 0
 
 
