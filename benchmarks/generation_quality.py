@@ -239,13 +239,13 @@ class Held:
     threshold: float
 
 
-def prior_methods(name: str, model: TrainedModel, dec: Decoder, seed: int, held: Held, log) -> tuple[dict, list[gq.Method]]:
+def prior_methods(name: str, dec: Decoder, seed: int, held: Held, log) -> tuple[dict, list[gq.Method]]:
     """One prior of ``test.py -t sample``, fitted as the command fits it: its temperature chosen on the
     validation cells (one draw per candidate), then ``draws`` draws at that temperature (and, for the
     default prior, at the command's default temperature too). Returns its record for ``choices.json``
     and its methods, the validated temperature's first."""
     size = dec.size
-    prior = priors.fit_prior(name, model.codes, seed=0, source=str(model.source))
+    prior = priors.fit_prior(name, dec.model.codes, seed=0, source=str(dec.model.source))
 
     def jobs(s, t):
         return sample_jobs(prior, size.test, t, s)
@@ -329,7 +329,7 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
         chosen: dict[str, dict] = {}
         labels: dict[str, str] = {}  # prior → the label of its run at the validated temperature
         for name in priors.PRIORS:
-            chosen[name], runs = prior_methods(name, model, dec, args.seed, held, lambda m: log(f"{kind}: {m}"))
+            chosen[name], runs = prior_methods(name, dec, args.seed, held, lambda m: log(f"{kind}: {m}"))
             labels[name] = runs[0].name
             methods += runs
         bar.total += SHOWN
