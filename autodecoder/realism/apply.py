@@ -297,12 +297,22 @@ def _window_voxels(images: ImageSet, config: RealismConfig, tile: int) -> int:
     return plane * min(largest[0], max(1, SLICE_BATCH_VOXELS // plane))
 
 
-def apply(run_dir: str | Path, source: str | Path, out: str | Path, tile: int | None = None,
-          device: str | None = None, replace: bool = False, progress: bool = True, log: Log = print,
-          ignore_memory: bool = False) -> Path:
-    """Translate the dataset ``source`` with the model in ``run_dir`` into ``out``; returns ``out``."""
-    run_dir, source, out = Path(run_dir), Path(source), Path(out)
-    model = load_model(run_dir, device)
+@dataclass
+class _Job:
+    """What ``apply`` translates, checked: the input's layout and files, the input intensity scale
+    (unpaired models) and the window edge."""
+
+    source: Path
+    kind: str
+    parts: list[Path]
+    images: ImageSet
+    intensity: Intensity | None
+    tile: int
+
+
+def _check(model: Model, run_dir: Path, source: Path, out: Path, tile: int | None, ignore_memory: bool,
+           log: Log) -> _Job:
+    """Every refusal of ``apply`` before anything is written, in one line each."""
     c = model.config
     if not source.exists():
         raise UserError(f"{source}: input not found (expected a CTC dataset, a folder of 3-D TIFF frames or a 4-D "
@@ -320,7 +330,48 @@ def apply(run_dir: str | Path, source: str | Path, out: str | Path, tile: int | 
     intensity = None if c.paired else measure_intensity(images.frames, c.percentiles, "input images")
     check_memory(BYTES_PER_VOXEL_CHANNEL * _window_voxels(images, c, tile) * c.channels[0], model.device,
                  f"realism apply into {out}", "use a smaller --tile", ignore_memory, log)
+    return _Job(source, kind, parts, images, intensity, tile)
 
+
+def _translated(model: Model, job: _Job, shown: int, seen: dict[str, np.ndarray],
+                progress: bool) -> Iterator[tuple[int, np.ndarray]]:
+    """``(t, frame on the real recordings' file scale)`` for every input frame, in order; frame ``shown``'s
+    input and translation are kept in ``seen`` (``before``, ``after``) for the picture."""
+    paired, images = model.config.paired, job.images
+    with tqdm(total=len(images.frames), unit="frame", disable=not progress, dynamic_ncols=True,
+              desc="realism apply") as bar:
+        for t in range(len(images.frames)):
+            image, masks = read_pair(images, t) if paired else (read_frame(images.frames[t]), None)
+            values = translate(model, masks if paired else image, job.intensity, job.tile)
+            if t == shown:
+                seen["before"], seen["after"] = (masks if paired else image), values
+            yield t, model.intensities["real"].to_file(values)
+            bar.update(1)
+
+
+def _write_images(job: _Job, frames: Iterator[tuple[int, np.ndarray]], staging: Path) -> None:
+    """The translated frames in the input's layout under ``staging`` (a stack keeps its labels file)."""
+    frame_refs = job.images.frames
+    if job.kind == "stack":
+        src = job.parts[0]
+        _write_stack(staging / src.name, (v for _, v in frames), len(frame_refs), src)
+        if src.name.lower().endswith((".ome.tif", ".ome.tiff")) and labels_path(src).is_file():
+            _copy(labels_path(src), staging / labels_path(src).name)
+        return
+    for t, values in frames:
+        ref = frame_refs[t]
+        rel = Path(ref.path.parent.name, ref.path.name) if job.kind == "ctc" else Path(ref.path.name)
+        write_tiff(staging / rel, values, voxel_size_zyx(ref.path))
+
+
+def apply(run_dir: str | Path, source: str | Path, out: str | Path, tile: int | None = None,
+          device: str | None = None, replace: bool = False, progress: bool = True, log: Log = print,
+          ignore_memory: bool = False) -> Path:
+    """Translate the dataset ``source`` with the model in ``run_dir`` into ``out``; returns ``out``."""
+    run_dir, source, out = Path(run_dir), Path(source), Path(out)
+    model = load_model(run_dir, device)
+    job = _check(model, run_dir, source, out, tile, ignore_memory, log)
+    n = len(job.images.frames)
     out = ensure_writable_dir(out, "output")
     with hold_lock(out, "the output folder", log):
         _prepare_output(out, replace, log)
@@ -329,48 +380,25 @@ def apply(run_dir: str | Path, source: str | Path, out: str | Path, tile: int | 
         staging.mkdir()
         t0 = time.time()
         try:
-            shown = len(images.frames) // 2
-            seen: dict[str, np.ndarray] = {}
-
-            def outputs() -> Iterator[tuple[int, np.ndarray]]:
-                bar = tqdm(total=len(images.frames), unit="frame", disable=not progress, dynamic_ncols=True,
-                           desc="realism apply")
-                with bar:
-                    for t in range(len(images.frames)):
-                        image, masks = read_pair(images, t) if c.paired else (read_frame(images.frames[t]), None)
-                        values = translate(model, masks if c.paired else image, intensity, tile)
-                        if t == shown:
-                            seen["before"], seen["after"] = (masks if c.paired else image), values
-                        yield t, model.intensities["real"].to_file(values)
-                        bar.update(1)
-
-            if kind == "stack":
-                name = parts[0].name
-                _write_stack(staging / name, (v for _, v in outputs()), len(images.frames), parts[0])
-                if name.lower().endswith((".ome.tif", ".ome.tiff")) and labels_path(parts[0]).is_file():
-                    _copy(labels_path(parts[0]), staging / labels_path(parts[0]).name)
-            else:
-                for t, values in outputs():
-                    ref = images.frames[t]
-                    rel = Path(ref.path.parent.name, ref.path.name) if kind == "ctc" else Path(ref.path.name)
-                    write_tiff(staging / rel, values, voxel_size_zyx(ref.path))
-            copied, left = _copy_ground_truth(kind, parts, source, staging)
+            shown, seen = n // 2, {}
+            _write_images(job, _translated(model, job, shown, seen, progress), staging)
+            copied, left = _copy_ground_truth(job.kind, job.parts, source, staging)
             if left:
                 log(f"note: {source}: left out {', '.join(left)} (they hold images that were not translated)")
             record = {"format": FORMAT, "version": __version__, "model": str(run_dir.resolve()),
-                      "model_step": model.step, "config": c.as_dict(), "input": str(source.resolve()),
-                      "layout": kind, "frames": len(images.frames), "tile": tile, "halo": model.halo,
+                      "model_step": model.step, "config": model.config.as_dict(), "input": str(source.resolve()),
+                      "layout": job.kind, "frames": n, "tile": job.tile, "halo": model.halo,
                       "receptive_radius": model.radius,
-                      "input_intensity": intensity.as_dict() if intensity else None,
+                      "input_intensity": job.intensity.as_dict() if job.intensity else None,
                       "real_intensity": model.intensities["real"].as_dict(), "copied_unchanged": copied,
                       "seconds": round(time.time() - t0, 2), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            _picture(model, seen["before"], seen["after"], staging / PICTURE, images.frames[shown].label)
+            _picture(model, seen["before"], seen["after"], staging / PICTURE, job.images.frames[shown].label)
             (staging / RECORD).write_text(json.dumps(record, indent=1) + "\n")
             for entry in sorted(staging.iterdir(), key=lambda p: p.name == RECORD):  # the record last
                 entry.replace(out / entry.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    log(f"realism: {len(images.frames)} frame(s) of {source} → {out} ({time.time() - t0:.1f} s)")
+    log(f"realism: {n} frame(s) of {source} → {out} ({time.time() - t0:.1f} s)")
     return out
 
 
