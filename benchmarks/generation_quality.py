@@ -239,13 +239,17 @@ class Held:
     threshold: float
 
 
-def prior_methods(name: str, dec: Decoder, seed: int, held: Held, log) -> tuple[dict, list[gq.Method]]:
-    """One prior of ``test.py -t sample``, fitted as the command fits it: its temperature chosen on the
-    validation cells (one draw per candidate), then ``draws`` draws at that temperature (and, for the
+def fit(name: str, model: TrainedModel) -> priors.Prior:
+    """The prior ``name`` fitted to the model's codes as ``test.py -t sample`` fits it."""
+    return priors.fit_prior(name, model.codes, seed=0, source=str(model.source))
+
+
+def prior_methods(prior: priors.Prior, dec: Decoder, seed: int, held: Held, log) -> tuple[dict, list[gq.Method]]:
+    """One prior of ``test.py -t sample``, fitted as the command fits it (:func:`fit`): its temperature chosen
+    on the validation cells (one draw per candidate), then ``draws`` draws at that temperature (and, for the
     default prior, at the command's default temperature too). Returns its record for ``choices.json``
     and its methods, the validated temperature's first."""
-    size = dec.size
-    prior = priors.fit_prior(name, dec.model.codes, seed=0, source=str(dec.model.source))
+    size, name = dec.size, prior.name
 
     def jobs(s, t):
         return sample_jobs(prior, size.test, t, s)
@@ -276,11 +280,11 @@ def prior_methods(name: str, dec: Decoder, seed: int, held: Held, log) -> tuple[
     return record, methods
 
 
-def cells_picture(dec: Decoder, test: list[np.ndarray], seed: int, path: Path, kind: str) -> Path:
-    """:data:`SHOWN` test cells above as many cells of the default ``sample`` (seed ``seed``): maximum
+def cells_picture(dec: Decoder, prior: priors.Prior, test: list[np.ndarray], seed: int, path: Path,
+                  kind: str) -> Path:
+    """:data:`SHOWN` test cells above as many cells drawn from the default ``prior`` (seed ``seed``): maximum
     projections of the first, middle and last frames."""
     shown = min(SHOWN, len(test))
-    prior = priors.fit_prior(DEFAULT_PRIOR, dec.model.codes, seed=0)
     drawn = dec.masks(sample_jobs(prior, shown, DEFAULT_TEMPERATURE, seed))
     frames = sorted({0, dec.size.frames // 2, dec.size.frames - 1})
     return gq.plot_cells({"test cells": test[:shown], f"sample --prior {DEFAULT_PRIOR} (default)": drawn}, frames,
@@ -328,12 +332,13 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
         held = Held(val_v, vf, train_canon, threshold)
         chosen: dict[str, dict] = {}
         labels: dict[str, str] = {}  # prior → the label of its run at the validated temperature
-        for name in priors.PRIORS:
-            chosen[name], runs = prior_methods(name, dec, args.seed, held, lambda m: log(f"{kind}: {m}"))
+        fitted = {name: fit(name, model) for name in priors.PRIORS}
+        for name, prior in fitted.items():
+            chosen[name], runs = prior_methods(prior, dec, args.seed, held, lambda m: log(f"{kind}: {m}"))
             labels[name] = runs[0].name
             methods += runs
         bar.total += SHOWN
-        cells_picture(dec, masks[n_tr + n_va:], args.seed, out / kind / "cells.png", kind)
+        cells_picture(dec, fitted[DEFAULT_PRIOR], masks[n_tr + n_va:], args.seed, out / kind / "cells.png", kind)
     scores = [gq.score_method(test_v, m, names, threshold, strict) for m in methods]
     title = (f"{kind}: {size.train} train / {size.validation} validation / {size.test} test cells, "
              f"{size.grid}³ × {size.frames} frames; {size.draws} draws of {size.test} cells per method; copy "

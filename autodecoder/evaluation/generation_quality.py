@@ -197,16 +197,23 @@ def _worst(s: Score) -> int:
     return int(np.argmax(s.ks_d))
 
 
+def _copies(s: Score) -> tuple[float | str | None, float | str | None]:
+    """The two copy cells of a method: its share (copies, copies above the stricter threshold) where it
+    has canonical shapes, else its note, else None."""
+    return (s.copies if s.copies is not None else (s.copies_note or None),
+            s.strict_copies if s.strict_copies is not None else (s.strict_note or None))
+
+
 def table_rows(scores: Sequence[Score], names: Sequence[str]) -> list[dict]:
     """One dict per method (:data:`TABLE_COLUMNS`)."""
     rows = []
     for s in scores:
         w = _worst(s)
+        copies, strict = _copies(s)
         rows.append({"method": s.name, "draws": s.draws, "cells": s.cells, "nna": s.nna[0], "nna_se": s.nna[1],
                      "coverage": s.coverage[0], "coverage_se": s.coverage[1], "mmd": s.mmd[0], "mmd_se": s.mmd[1],
                      "matching_distance": s.matching[0], "matching_distance_se": s.matching[1],
-                     "copies": s.copies if s.copies is not None else (s.copies_note or None),
-                     "copies_q95": s.strict_copies if s.strict_copies is not None else (s.strict_note or None),
+                     "copies": copies, "copies_q95": strict,
                      "differing": " ".join(s.differing), "worst_entry": names[w], "worst_d": float(s.ks_d[w]),
                      "worst_p": float(s.ks_p[w]), "note": s.note})
     return rows
@@ -219,8 +226,7 @@ def markdown_table(scores: Sequence[Score], names: Sequence[str]) -> str:
     rows = []
     for s in scores:
         w = _worst(s)
-        copies = f"{100 * s.copies:.0f} %" if s.copies is not None else (s.copies_note or "–")
-        strict = f"{100 * s.strict_copies:.0f} %" if s.strict_copies is not None else (s.strict_note or "–")
+        copies, strict = (f"{100 * c:.0f} %" if isinstance(c, float) else (c or "–") for c in _copies(s))
         rows.append([f"{s.name}{f' ({s.note})' if s.note else ''}", _pm(s.nna), _pm(s.coverage, 2),
                      _pm(s.mmd, 3), _pm(s.matching, 2), copies, strict,
                      f"{len(s.differing)}" + (f": {', '.join(s.differing)}" if s.differing else ""),

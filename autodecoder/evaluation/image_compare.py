@@ -10,7 +10,7 @@ written by :mod:`autodecoder.evaluation.image_report`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,38 +19,17 @@ from tqdm import tqdm
 
 from autodecoder.evaluation import images as im
 from autodecoder.evaluation.image_inputs import ImageSet, collect_images, read_pair
-from autodecoder.evaluation.image_report import write_outputs
+from autodecoder.evaluation.image_report import Measured, write_outputs
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import ensure_writable_dir
 
-__all__ = ["NORMALISATIONS", "SAMPLES_PER_FRAME", "Measured", "ImageComparison", "compare_images"]
+__all__ = ["NORMALISATIONS", "SAMPLES_PER_FRAME", "ImageComparison", "compare_images"]
 
 #: How intensities are scaled before the Wasserstein scores and histograms: as recorded, or each
 #: frame divided by its 99.9th percentile (for data of different bit depths or gains).
 NORMALISATIONS = ("none", "percentile")
 #: Voxels per frame and side kept (a fixed random subset) for the intensity histograms.
 SAMPLES_PER_FRAME = 100_000
-
-
-@dataclass
-class Measured:
-    """Everything measured on the frame pairs (rows as the CSV tables hold them).
-
-    Attributes:
-        slices: per frame, z slice and region: the Wasserstein rows of :func:`images.slice_scores`.
-        edges: per frame, side and depth below the peak: ``value`` and ``normalised``.
-        frames: per frame: the files, SNR and CR of both sides, the edge-curve difference.
-        curves: side → the edge curve of every frame.
-        samples: side → intensity samples of every frame (the histograms).
-        spectra: side → the radial power spectrum of every frame.
-    """
-
-    slices: list[dict] = field(default_factory=list)
-    edges: list[dict] = field(default_factory=list)
-    frames: list[dict] = field(default_factory=list)
-    curves: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
-    samples: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
-    spectra: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
 
 
 @dataclass

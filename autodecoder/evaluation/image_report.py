@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -20,11 +21,10 @@ from autodecoder.evaluation.report import format_number, md_table, write_csv
 from autodecoder.experiment.guards import atomic_write_text
 from autodecoder.io.pictures import plt, save_figure
 
-if TYPE_CHECKING:  # only for annotations: image_compare imports this module
-    from autodecoder.evaluation.image_compare import Measured
+if TYPE_CHECKING:  # only for annotations
     from autodecoder.evaluation.image_inputs import ImageSet
 
-__all__ = ["SLICE_COLUMNS", "SUMMARY_COLUMNS", "EDGE_COLUMNS", "FRAME_COLUMNS", "summarise_thirds",
+__all__ = ["Measured", "SLICE_COLUMNS", "SUMMARY_COLUMNS", "EDGE_COLUMNS", "FRAME_COLUMNS", "summarise_thirds",
            "mean_curve", "write_outputs"]
 
 SLICE_COLUMNS = ("frame", "z", "synthetic_z", "third", "region", "real_voxels", "synthetic_voxels",
@@ -34,6 +34,27 @@ EDGE_COLUMNS = ("frame", "side", "depth", "value", "normalised")
 FRAME_COLUMNS = ("frame", "real_file", "synthetic_file", "real_slices", "synthetic_slices", "real_snr",
                  "real_cr", "synthetic_snr", "synthetic_cr", "edge_difference")
 _SIDES = ("real", "synthetic")
+
+
+@dataclass
+class Measured:
+    """Everything measured on the frame pairs (rows as the CSV tables hold them).
+
+    Attributes:
+        slices: per frame, z slice and region: the Wasserstein rows of :func:`images.slice_scores`.
+        edges: per frame, side and depth below the peak: ``value`` and ``normalised``.
+        frames: per frame: the files, SNR and CR of both sides, the edge-curve difference.
+        curves: side → the edge curve of every frame.
+        samples: side → intensity samples of every frame (the histograms).
+        spectra: side → the radial power spectrum of every frame.
+    """
+
+    slices: list[dict] = field(default_factory=list)
+    edges: list[dict] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)
+    curves: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
+    samples: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
+    spectra: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"real": [], "synthetic": []})
 
 
 def summarise_thirds(slices: Sequence[dict]) -> list[dict]:
@@ -85,7 +106,7 @@ def _plot_wasserstein(out: Path, slices: Sequence[dict], names: tuple[str, str])
     return save_figure(fig, out / "wasserstein_z.png")
 
 
-def _plot_edges(out: Path, m: "Measured", names: tuple[str, str]) -> Path:
+def _plot_edges(out: Path, m: Measured, names: tuple[str, str]) -> Path:
     """Normalised edge curves: every frame thin, the mean thick, both sides."""
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for side, name, colour in zip(_SIDES, names, ("tab:blue", "tab:orange")):
@@ -99,7 +120,7 @@ def _plot_edges(out: Path, m: "Measured", names: tuple[str, str]) -> Path:
     return save_figure(fig, out / "edge_curves.png")
 
 
-def _plot_histograms_spectra(out: Path, m: "Measured", names: tuple[str, str]) -> Path:
+def _plot_histograms_spectra(out: Path, m: Measured, names: tuple[str, str]) -> Path:
     """Intensity histograms (shared bins) and radially averaged power spectra, side by side."""
     pooled = {s: np.concatenate(m.samples[s]) for s in _SIDES}
     lo = min(np.percentile(v, 0.1) for v in pooled.values())
@@ -174,7 +195,7 @@ def _ranges(frames: Sequence[dict], side: str) -> str:
     return f"{one(side + '_snr')} | {one(side + '_cr')}"
 
 
-def _report_text(m: "Measured", summary: Sequence[dict], notes: Sequence[str], real: "ImageSet",
+def _report_text(m: Measured, summary: Sequence[dict], notes: Sequence[str], real: "ImageSet",
                  synthetic: "ImageSet", normalise: str, names: tuple[str, str]) -> str:
     """The Markdown of ``report.md``."""
     r, s = names
@@ -219,7 +240,7 @@ def _report_text(m: "Measured", summary: Sequence[dict], notes: Sequence[str], r
         "rings, normalised to unit total power. Details: `docs/image_metrics.md`.", ""])
 
 
-def write_outputs(out: Path, m: "Measured", notes: Sequence[str], real: "ImageSet", synthetic: "ImageSet",
+def write_outputs(out: Path, m: Measured, notes: Sequence[str], real: "ImageSet", synthetic: "ImageSet",
                   normalise: str, names: tuple[str, str]) -> tuple[Path, list[Path]]:
     """Write the four CSV tables, the four figures and ``report.md`` in ``out``; returns (report, all files)."""
     summary = summarise_thirds(m.slices)
