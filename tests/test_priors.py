@@ -1,4 +1,4 @@
-"""Priors of ``test.py -t sample --prior`` and uniform orientations (autodecoder/decoding/priors.py)."""
+"""Priors of ``test.py -t sample --prior`` and uniform orientations (autodecoder/decoding/priors/)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def _latent_options(p: base.Parser) -> None:
     ls.add_argument("--prior", choices=PRIOR_NAMES, help=f"gaussian: one Gaussian; gmm: a Gaussian mixture; kde: a "
                     f"kernel density; mix: points between neighbouring learned codes (the last three in the codes' "
                     f"PCA subspace); saved as latent_codes/…latent_<prior>.npz "
-                    f"(default {DEFAULT_PRIOR}; see autodecoder/decoding/priors.py)")
+                    f"(default {DEFAULT_PRIOR}; see autodecoder/decoding/priors/)")
     ls.add_argument("--temperature", type=float, metavar="T",
                     help="scale of the spread around each centre: 0 gives the mean code (gaussian), the component "
                     "means (gmm) or copies of the learned codes (kde); 1 the fitted spread (default 1)")
