@@ -67,7 +67,7 @@ def _stages(text: str | None, log) -> list[str]:
     if text is None:
         if realism_available():
             return list(STAGES)
-        log("note: autodecoder/cli/realism.py is not part of this checkout: stage 'realism' left out")
+        log("note: MONAI (the realism extra) is not installed: stage 'realism' left out")
         return [s for s in STAGES if s != "realism"]
     stages = [s.strip() for s in text.split(",") if s.strip()]
     if not stages or any(s not in STAGES for s in stages):

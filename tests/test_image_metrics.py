@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from autodecoder.cli.evaluate import main as evaluate_main
 from autodecoder.evaluation import images as im
-from autodecoder.evaluation.image_inputs import collect_images
+from autodecoder.microscopy.datasets import collect_images
 from autodecoder.microscopy.ctc import CTCWriter
 
 

@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter
 pytest.importorskip("monai")
 
 from autodecoder.cli.realism import main  # noqa: E402
-from autodecoder.evaluation.image_inputs import collect_images  # noqa: E402
+from autodecoder.microscopy.datasets import collect_images  # noqa: E402
 from autodecoder.microscopy.ctc import CTCWriter  # noqa: E402
 from autodecoder.microscopy.ome import write_ome_tiff  # noqa: E402
 from autodecoder.realism import networks  # noqa: E402

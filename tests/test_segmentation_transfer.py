@@ -7,6 +7,7 @@ Runtime: about 5 s on 2 cores, plus importing torch and MONAI (the two end-to-en
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,26 +118,24 @@ def test_tiny_end_to_end_run_writes_a_valid_ctc_result(tmp_path):
     assert all(f.is_file() for f in outcome.files)
 
 
-def test_realism_stage_follows_the_cli_contract(tmp_path, monkeypatch):
-    """Stage 5 through ``autodecoder.cli.realism.main`` (a stand-in here that copies the images):
+def test_realism_stage_trains_on_unlabelled_data_and_translates_the_training_data(tmp_path, monkeypatch):
+    """Stage 5 through the realism step's ``train`` and ``apply`` (stand-ins here; ``apply`` copies the images):
     trained once on the unlabelled synthetic set, never on the test set; applied to the full pipeline's data."""
-    import sys
-    import types
-
-    import autodecoder.cli
+    from autodecoder.evaluation import transfer
     calls = []
 
-    def main(argv):
-        calls.append(list(argv))
-        out = argv[argv.index("--out") + 1]
-        if argv[0] == "train":
-            (tmp_path / "model_written").write_text("x")
-            return 0
-        shutil.copytree(argv[3], out)  # apply: ["apply", "--model", RUN, INPUT, "--out", OUTPUT, ...]
+    def train(real, synthetic, out, overrides=None, **kw):
+        calls.append(("train", Path(real), Path(synthetic), Path(out), overrides, kw))
+        (tmp_path / "model_written").write_text("x")
         return 0
-    stand_in = types.SimpleNamespace(main=main)
-    monkeypatch.setitem(sys.modules, "autodecoder.cli.realism", stand_in)
-    monkeypatch.setattr(autodecoder.cli, "realism", stand_in, raising=False)  # once imported, the package holds it
+
+    def apply(model, source, out, **kw):
+        calls.append(("apply", Path(model), Path(source), Path(out), None, kw))
+        shutil.copytree(source, out)
+        return Path(out)
+    monkeypatch.setattr(transfer, "realism_train", train)
+    monkeypatch.setattr(transfer, "realism_apply", apply)
+    monkeypatch.setattr(transfer, "realism_available", lambda: True)
     torch.set_num_threads(1)
     seg = SegmentationSettings(channels=(4, 8), strides=(2,), patch_zyx=(16, 32, 32), batch=1, steps=2)
     settings = TransferSettings(shape_zyx=(16, 40, 40), voxel_size_xyz=(0.75, 0.75, 0.75), cube_size_um=10.0,
@@ -145,9 +144,8 @@ def test_realism_stage_follows_the_cli_contract(tmp_path, monkeypatch):
                            log=lambda s: None)
     data = tmp_path / "out" / "data"
     assert [c[0] for c in calls] == ["train", "apply"]
-    train = calls[0]
-    assert train[train.index("--real") + 1] == str(data / "unlabelled")
-    assert train[train.index("--synthetic") + 1] == str(data / "train_texture")
-    assert train[train.index("--steps") + 1] == "7" and "--no-progress" in train and "--seed" in train
-    assert calls[1][1:5] == ["--model", str(tmp_path / "out" / "realism_model"), str(data / "train_texture"), "--out"]
+    _, real, synthetic, model, overrides, kw = calls[0]
+    assert (real, synthetic, model) == (data / "unlabelled", data / "train_texture", tmp_path / "out" / "realism_model")
+    assert overrides["steps"] == 7 and "seed" in overrides and kw["progress"] is False
+    assert calls[1][1:4] == (tmp_path / "out" / "realism_model", data / "train_texture", data / "train_realism")
     assert outcome.rows[0]["stage"] == "realism" and outcome.rows[0]["valid"] == 1

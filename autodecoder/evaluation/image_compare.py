@@ -1,6 +1,6 @@
 """``evaluate.py images``: how close are synthetic microscopy images to real ones?
 
-Real and synthetic frames (:mod:`autodecoder.evaluation.image_inputs`) are paired by index
+Real and synthetic frames (:mod:`autodecoder.microscopy.datasets`) are paired by index
 (frame t with frame t; the shorter side sets the count) and measured one pair at a time with
 the metrics of :mod:`autodecoder.evaluation.images`: normalised Wasserstein scores per region and
 z slice (both sides need masks), edge-degradation curves, CTC SNR and contrast ratio (each side
@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from autodecoder.evaluation import images as im
-from autodecoder.evaluation.image_inputs import ImageSet, collect_images, read_pair
+from autodecoder.microscopy.datasets import ImageSet, collect_images, read_pair
 from autodecoder.evaluation.image_report import Measured, write_outputs
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import ensure_writable_dir

@@ -22,7 +22,7 @@ from autodecoder.experiment.guards import atomic_write_text
 from autodecoder.io.pictures import plt, save_figure
 
 if TYPE_CHECKING:  # only for annotations
-    from autodecoder.evaluation.image_inputs import ImageSet
+    from autodecoder.microscopy.datasets import ImageSet
 
 __all__ = ["Measured", "SLICE_COLUMNS", "SUMMARY_COLUMNS", "EDGE_COLUMNS", "FRAME_COLUMNS", "summarise_thirds",
            "mean_curve", "write_outputs"]

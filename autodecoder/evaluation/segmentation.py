@@ -33,7 +33,7 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries, watershed
 from tqdm import tqdm
 
-from autodecoder.evaluation.image_inputs import collect_images, read_frame, read_pair
+from autodecoder.microscopy.datasets import collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import stop_requests
 

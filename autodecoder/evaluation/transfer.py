@@ -12,7 +12,7 @@ The benchmark of ``benchmarks/segmentation_transfer.py``, step by step (``out`` 
    places (:data:`SWITCHES`): ``masks`` (no PSF, no noise, no texture: the compartments' uniform
    fluorescence), ``psf`` (+ optics), ``noise`` (+ camera noise), ``texture`` (+ texture: the full
    pipeline) and ``realism`` (the full pipeline's images translated by the learned realism step,
-   ``autodecoder.cli.realism``, trained once, unpaired, on ``realism_steps`` steps; ground truth
+   :mod:`autodecoder.realism`, trained once, unpaired, on ``realism_steps`` steps; ground truth
    copied untouched).
 3. **Test data**: by default a held-out synthetic dataset (``out/data/test``: the test cells,
    another scene seed, the full pipeline), which checks the pipeline, not realism; or the user's
@@ -35,7 +35,6 @@ freely: they only select runs.
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from dataclasses import dataclass, field, replace as dc_replace
@@ -47,7 +46,6 @@ import torch
 
 from autodecoder.demo.phantoms import phantom_sequence
 from autodecoder.evaluation.ctc_scores import METRICS, annotated_sequences, score_result, validate_result, write_result
-from autodecoder.evaluation.image_inputs import collect_images
 from autodecoder.evaluation.report import md_table, write_csv
 from autodecoder.evaluation.segmentation import SegmentationSettings, load_training_frames, segment_frames, \
     train_network
@@ -57,8 +55,12 @@ from autodecoder.io.mask_sdf import sdf_sequence
 from autodecoder.io.pictures import plt, save_figure
 from autodecoder.io.sequences import write_sequence
 from autodecoder.microscopy.config import build_config
+from autodecoder.microscopy.datasets import collect_images
 from autodecoder.microscopy.run import FileSource, synthesize
 from autodecoder.microscopy.synthesis import RECORD
+from autodecoder.realism import networks as realism_networks
+from autodecoder.realism.apply import apply as realism_apply
+from autodecoder.realism.train import train as realism_train
 
 __all__ = ["STAGES", "TITLES", "SWITCHES", "POPULATIONS", "TransferSettings", "realism_available", "make_cells",
            "synthesis_config", "run_transfer", "summarise", "Outcome"]
@@ -134,12 +136,8 @@ def _resolved(path: str | None) -> str | None:
 
 
 def realism_available() -> bool:
-    """True when the learned realism step (``autodecoder.cli.realism``) is part of this checkout."""
-    try:
-        importlib.import_module("autodecoder.cli.realism")
-    except ImportError:
-        return False
-    return True
+    """True when the learned realism step can run: MONAI (the ``realism`` extra) is installed."""
+    return realism_networks.UNet is not None
 
 
 # --------------------------------------------------------------------------
@@ -180,33 +178,24 @@ def _synthesise(cells: Path, settings: TransferSettings, stage: str, out: Path, 
     return out
 
 
-def _realism_call(argv: list[str], what: str) -> None:
-    from autodecoder.cli import realism
-    status = realism.main(argv)
-    if status == 130:
-        raise KeyboardInterrupt
-    if status:
-        raise UserError(f"learned realism: `{what}` exited with status {status} ({' '.join(argv)})")
-
-
 def _realism_dataset(synthetic: Path, real: Path, model: Path, out: Path, steps: int, device: torch.device,
                      seed: int, log: Log) -> Path:
     """The full pipeline's dataset ``synthetic`` translated by the learned realism step into ``out``."""
     if not realism_available():
-        raise UserError("stage realism: autodecoder/cli/realism.py is not part of this checkout; "
-                        "leave 'realism' out of --stages")
+        raise UserError(f"stage realism: {realism_networks.MISSING_MONAI}; or leave 'realism' out of --stages")
     done_model, done_data = model.with_name(model.name + ".done"), out.with_name(out.name + ".done")
     if not done_model.is_file():
         shutil.rmtree(model, ignore_errors=True)
         log(f"realism: training on {real} (real) and {synthetic} (synthetic), {steps} steps")
-        _realism_call(["train", "--real", str(real), "--synthetic", str(synthetic), "--out", str(model),
-                       "--steps", str(steps), "--device", str(device), "--seed", str(seed), "--no-progress"], "train")
+        status = realism_train(real, synthetic, model, overrides={"steps": steps, "seed": seed}, device=str(device),
+                               progress=False, log=log)
+        if status:  # stopped by Ctrl-C: its checkpoint is kept, but this stage starts over next time
+            raise KeyboardInterrupt
         atomic_write_text(done_model, "trained\n")
     if not done_data.is_file():
         shutil.rmtree(out, ignore_errors=True)
         log(f"realism: translating {synthetic.name} → {out.name}")
-        _realism_call(["apply", "--model", str(model), str(synthetic), "--out", str(out), "--device", str(device),
-                       "--no-progress"], "apply")
+        realism_apply(model, synthetic, out, device=str(device), progress=False, log=log)
         atomic_write_text(done_data, "applied\n")
     return out
 

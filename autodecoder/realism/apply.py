@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from autodecoder import __version__
-from autodecoder.evaluation.image_inputs import ImageSet, ctc_sequences, collect_images, read_frame, read_pair
+from autodecoder.microscopy.datasets import ImageSet, ctc_sequences, collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import (REPLACE_FLAG, atomic_path, check_memory, clean_stale_temporaries,
                                            ensure_writable_dir, hold_lock, temp_name)

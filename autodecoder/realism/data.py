@@ -1,6 +1,6 @@
 """The realism step's data: image volumes from folders, their intensity scale, and training patches.
 
-* Datasets are found by :func:`autodecoder.evaluation.image_inputs.collect_images` (folders of 3-D
+* Datasets are found by :func:`autodecoder.microscopy.datasets.collect_images` (folders of 3-D
   TIFF/OME-TIFF frames, 4-D stacks, Cell Tracking Challenge datasets with their masks); frames are
   ``(Z, Y, X)`` arrays, read one at a time.
 * :class:`Intensity`: a dataset's intensity scale, two percentiles measured over its frames. The
@@ -25,7 +25,7 @@ import tifffile
 import torch
 from skimage.segmentation import find_boundaries
 
-from autodecoder.evaluation.image_inputs import FrameRef, ImageSet, collect_images, read_frame, read_pair
+from autodecoder.microscopy.datasets import FrameRef, ImageSet, collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.io.tiff import tiff_info
 from autodecoder.realism.config import RealismConfig, discriminator_output

@@ -39,7 +39,7 @@ from autodecoder.experiment.runtime import pick_device, resolve_seed
 from autodecoder.io.pictures import plt, save_figure
 from autodecoder.model.checkpoints import load_format
 from autodecoder.realism.config import RealismConfig, build_config, changed_settings
-from autodecoder.evaluation.image_inputs import read_frame
+from autodecoder.microscopy.datasets import read_frame
 from autodecoder.realism.data import FrameCache, Intensity, PatchSampler, measure_intensity, open_images
 from autodecoder.realism.networks import (adversarial_loss, build_discriminators, build_generators, halo,
                                           receptive_radius, require_monai)

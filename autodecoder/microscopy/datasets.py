@@ -1,6 +1,8 @@
-"""The inputs of ``evaluate.py images``: frames of microscopy images and, optionally, their masks.
+"""Microscopy image datasets as they lie on disk, read frame by frame with their masks, if any: the
+inputs of ``evaluate.py images`` (each side), of ``realism.py train|apply`` and of the segmentation
+benchmark.
 
-One side (real or synthetic) is one of:
+A dataset is one of:
 
 * a folder of 3-D TIFF/OME-TIFF frames (one file per frame, natural order: ``t2`` before ``t10``);
 * a 4-D stack ``(T, Z, Y, X)`` (a ``.tif`` file, or a folder holding exactly one); an OME-TIFF
