@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from autodecoder.evaluation import images as im
-from autodecoder.microscopy.datasets import ImageSet, collect_images, read_pair
 from autodecoder.evaluation.image_report import Measured, write_outputs
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import ensure_writable_dir
+from autodecoder.microscopy.datasets import ImageSet, collect_images, read_pair
 
 __all__ = ["NORMALISATIONS", "SAMPLES_PER_FRAME", "ImageComparison", "compare_images"]
 

@@ -33,9 +33,9 @@ from scipy import ndimage
 from skimage.segmentation import find_boundaries, watershed
 from tqdm import tqdm
 
-from autodecoder.microscopy.datasets import collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import stop_requests
+from autodecoder.microscopy.datasets import collect_images, read_frame, read_pair
 
 __all__ = ["CLASSES", "SegmentationSettings", "normalise", "class_targets", "build_network", "load_training_frames",
            "train_network", "predict_probabilities", "instances_from_probabilities", "segment_frames"]

@@ -39,7 +39,6 @@ import torch
 from tqdm import tqdm
 
 from autodecoder import __version__
-from autodecoder.microscopy.datasets import ImageSet, ctc_sequences, collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.experiment.guards import (REPLACE_FLAG, atomic_path, check_memory, clean_stale_temporaries,
                                            ensure_writable_dir, hold_lock, temp_name)
@@ -47,6 +46,7 @@ from autodecoder.experiment.runtime import pick_device
 from autodecoder.io.pictures import plt, save_figure
 from autodecoder.io.tiff import TIFF_SUFFIXES, tiff_info
 from autodecoder.microscopy.ctc import write_tiff
+from autodecoder.microscopy.datasets import ImageSet, ctc_sequences, collect_images, read_frame, read_pair
 from autodecoder.microscopy.ome import labels_path, write_ome_tiff
 from autodecoder.realism.config import RealismConfig, build_config
 from autodecoder.realism.data import (Intensity, frame_shape, mask_channels, measure_intensity, time_increment_s,

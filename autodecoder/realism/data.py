@@ -25,9 +25,9 @@ import tifffile
 import torch
 from skimage.segmentation import find_boundaries
 
-from autodecoder.microscopy.datasets import FrameRef, ImageSet, collect_images, read_frame, read_pair
 from autodecoder.experiment.errors import UserError
 from autodecoder.io.tiff import tiff_info
+from autodecoder.microscopy.datasets import FrameRef, ImageSet, collect_images, read_frame, read_pair
 from autodecoder.realism.config import RealismConfig, discriminator_output
 
 #: Voxels per frame that the percentiles are measured on (a fixed random subset), and frames used.

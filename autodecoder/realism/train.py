@@ -37,9 +37,9 @@ from autodecoder.experiment.guards import (EXIT_STOPPED, atomic_path, atomic_wri
                                            stop_requests)
 from autodecoder.experiment.runtime import pick_device, resolve_seed
 from autodecoder.io.pictures import plt, save_figure
+from autodecoder.microscopy.datasets import read_frame
 from autodecoder.model.checkpoints import load_format
 from autodecoder.realism.config import RealismConfig, build_config, changed_settings
-from autodecoder.microscopy.datasets import read_frame
 from autodecoder.realism.data import FrameCache, Intensity, PatchSampler, measure_intensity, open_images
 from autodecoder.realism.networks import (adversarial_loss, build_discriminators, build_generators, halo,
                                           receptive_radius, require_monai)
