@@ -10,7 +10,7 @@ no pickles), ``name`` and a one-line ``describe``. The priors (:data:`PRIORS`):
   is the normal case, so it works in the PCA subspace of the codes (the ``min(n − 1, C)`` directions
   in which they vary at all, or the ``--pca K`` leading ones): outside it the codes carry no
   information. Each component's covariance is shrunk towards its own diagonal with a weight of
-  ``ν`` pseudo-codes, ``Σ_k = (N_k·S_k + ν·diag S_k)/(N_k + ν)`` (:func:`autodecoder.decoding.priors.gmm._m_step`): positive
+  ``ν`` pseudo-codes, ``Σ_k = (N_k·S_k + ν·diag S_k)/(N_k + ν)`` (:func:`.gmm._m_step`): positive
   definite even when a component holds fewer codes than dimensions, its variances kept. The number
   of components (and ``ν``) is chosen by the validation codes' mean log-likelihood when they are
   given, else by BIC (which, counting full covariances, keeps one component when codes are few).

@@ -29,7 +29,7 @@ def _save(path: str | Path, **arrays: Any) -> Path:
 
 
 class Prior:
-    """A distribution over codes of length ``C``; see the module's docstring."""
+    """A distribution over codes of length ``C``; see :mod:`autodecoder.decoding.priors`."""
 
     name: ClassVar[str] = ""
     format: ClassVar[str] = ""

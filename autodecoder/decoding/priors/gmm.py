@@ -72,7 +72,7 @@ def _em(y: np.ndarray, k: int, strength: float, rng: np.random.Generator, restar
 
 
 class GMMPrior(SubspacePrior):
-    """A Gaussian mixture in the PCA subspace (see the module's docstring)."""
+    """A Gaussian mixture in the PCA subspace (see :mod:`autodecoder.decoding.priors`)."""
 
     name = "gmm"
     format = "autodecoder-latent-gmm/1"

@@ -14,7 +14,7 @@ from autodecoder.decoding.priors.base import LOG_2PI, SubspacePrior, choose_band
 
 
 class KDEPrior(SubspacePrior):
-    """A Gaussian kernel density in the PCA subspace (see the module's docstring)."""
+    """A Gaussian kernel density in the PCA subspace (see :mod:`autodecoder.decoding.priors`)."""
 
     name = "kde"
     format = "autodecoder-latent-kde/1"

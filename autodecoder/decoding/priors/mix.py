@@ -49,7 +49,8 @@ def _log_segment_density(x: np.ndarray, starts: np.ndarray, ends: np.ndarray, si
 
 
 class MixPrior(SubspacePrior):
-    """Mixing of nearest learned codes: blurred segments towards each code's neighbours (module docstring)."""
+    """Mixing of nearest learned codes: blurred segments towards each code's neighbours
+    (:mod:`autodecoder.decoding.priors`)."""
 
     name = "mix"
     format = "autodecoder-latent-mix/1"
