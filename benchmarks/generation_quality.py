@@ -291,6 +291,20 @@ def cells_picture(dec: Decoder, prior: priors.Prior, test: list[np.ndarray], see
                          path, title=f"{kind}: maximum projections along z")
 
 
+def copy_thresholds(train_canonical: np.ndarray, log) -> tuple[float, float, float, float]:
+    """The copy thresholds from the training cells' canonical shapes: the issue's (their mean nearest-neighbour
+    Dice) and the stricter :data:`STRICT_QUANTILE` one, each with the share of training cells above it against
+    the other training cells."""
+    pair = gq.pairwise_dice(train_canonical, train_canonical)
+    threshold = calibrate_copy_threshold(pair)
+    strict = calibrate_copy_threshold(pair, STRICT_QUANTILE)
+    loo, loo_strict = gq.leave_one_out_copies(pair, threshold), gq.leave_one_out_copies(pair, strict)
+    log(f"copy threshold (mean nearest-neighbour Dice of distinct training cells' canonical shapes) "
+        f"{threshold:.3f}; training cells above it against the other training cells: {100 * loo:.0f} %; "
+        f"stricter threshold (their {STRICT_QUANTILE:g} quantile) {strict:.3f}: {100 * loo_strict:.0f} %")
+    return threshold, strict, loo, loo_strict
+
+
 # --------------------------------------------------------------------------
 # one kind
 
@@ -313,13 +327,7 @@ def run_kind(kind: str, out: Path, size: Size, args, log) -> tuple[list[gq.Score
         dec = Decoder(model, size, bar)
         rec = vectors(dec.masks(original_jobs("reconstruct", model.codes, model.angles, n_tr, 0)))
         train_canon = dec.canonical(model.codes)
-        pair = gq.pairwise_dice(train_canon, train_canon)
-        threshold = calibrate_copy_threshold(pair)
-        strict = calibrate_copy_threshold(pair, STRICT_QUANTILE)
-        loo, loo_strict = gq.leave_one_out_copies(pair, threshold), gq.leave_one_out_copies(pair, strict)
-        log(f"{kind}: copy threshold (mean nearest-neighbour Dice of distinct training cells' canonical shapes) "
-            f"{threshold:.3f}; training cells above it against the other training cells: {100 * loo:.0f} %; "
-            f"stricter threshold (their {STRICT_QUANTILE:g} quantile) {strict:.3f}: {100 * loo_strict:.0f} %")
+        threshold, strict, loo, loo_strict = copy_thresholds(train_canon, lambda m: log(f"{kind}: {m}"))
         rng = np.random.default_rng(args.seed)
         methods = [gq.Method(REAL, gq.subsets(train_v, size.test, size.draws, rng),
                              copies_note=f"{100 * loo:.0f} % (leave-one-out)", note="train split",

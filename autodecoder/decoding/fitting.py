@@ -38,7 +38,6 @@ import torch
 from tqdm import tqdm
 
 from autodecoder.experiment.errors import UserError
-from autodecoder.experiment.keys import default
 from autodecoder.model.decoder import Decoder
 from autodecoder.training import alignment
 from autodecoder.training.data import TrainingSet
@@ -53,7 +52,7 @@ ANGLE_LR_SHARE = 0.1
 DECAY_AT = 0.75
 #: Keys of specs.json the fit needs (they are training keys, optional for ``test.py`` otherwise).
 NEEDED_KEYS = ("TrainSampleFraction", "FramesPerBatch", "OnTheFlySampling", "ClampSDFminmax",
-               "ClampingDistance", "OptimizeRot", "NumEpochs")
+               "ClampingDistance", "OptimizeRot", "NumEpochs", "InitialRotations")
 
 
 @dataclass
@@ -110,7 +109,7 @@ def fit_code(decoder: Decoder, start_code: np.ndarray, specs: dict, target: str 
     loss_clamp_at = float(clamp) if clamp is not None else loss_clamp(specs)
     weight = code_regularization_weight(specs, int(specs["NumEpochs"]))  # the loss of the end of training
     # a model trained from principal-axes poses expects every cell in its own: start the fit there too
-    aligned = specs.get("InitialRotations", default("InitialRotations")) == "principal_axes"
+    aligned = specs["InitialRotations"] == "principal_axes"
     start_angles = alignment.initial_angles([Path(target)])[0].numpy() if aligned else np.zeros(3, np.float32)
     code, angles, opt = _fit_parameters(start_code, start_angles, bool(specs["OptimizeRot"]), lr, device)
     result = FitResult(np.zeros(0), np.zeros(0), grid_shape=data.grid_shape, n_frames=len(data))

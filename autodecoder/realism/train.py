@@ -240,6 +240,28 @@ class _Session:
                         f"realism ({self.config.mode}, {self.config.dims}-D): losses")
 
 
+def _settings(out: Path, resume: bool, config_path: str | Path | None, overrides: dict[str, Any] | None,
+              real: str | Path, synthetic: str | Path | None,
+              real_masks: str | Path | None) -> tuple[dict | None, RealismConfig, dict[str, str | None]]:
+    """The saved state (with ``resume``), the settings and the input folders of a run in ``out``; a new run
+    over an existing one, and a resumed run with other settings or inputs, are refused in one line."""
+    state = load_checkpoint(out) if resume else None
+    if state is None and (out / CHECKPOINT).exists():
+        raise UserError(f"{out}: holds a realism run already ({CHECKPOINT}); pass --resume to go on with it, "
+                        "or choose another folder")
+    config = build_config(config_path, overrides, saved=state["config"] if state else None)
+    if state is not None and (changes := changed_settings(state["config"], config)):
+        listed = "; ".join(f"{k} {json.dumps(a)} → {json.dumps(b)}" for k, a, b in changes)
+        raise UserError(f"{out / CHECKPOINT}: the resumed run was trained with other settings ({listed}); "
+                        "only steps, checkpoint_every and cached_frames may change")
+    config.seed = resolve_seed(config.seed)
+    sources = {"real": str(Path(real).resolve()), "synthetic": synthetic and str(Path(synthetic).resolve()),
+               "real_masks": real_masks and str(Path(real_masks).resolve())}
+    if state is not None:
+        _same_sources(state["sources"], sources)
+    return state, config, sources
+
+
 def train(real: str | Path, synthetic: str | Path | None, out: str | Path, config_path: str | Path | None = None,
           overrides: dict[str, Any] | None = None, real_masks: str | Path | None = None, resume: bool = False,
           device: str | None = None, progress: bool = True, log: Log = print,
@@ -257,20 +279,7 @@ def train(real: str | Path, synthetic: str | Path | None, out: str | Path, confi
         clean_stale_temporaries(out, log)
 
         # ---------------------------------------------------------------- settings and data
-        state = load_checkpoint(out) if resume else None
-        if state is None and (out / CHECKPOINT).exists():
-            raise UserError(f"{out}: holds a realism run already ({CHECKPOINT}); pass --resume to go on with it, "
-                            "or choose another folder")
-        config = build_config(config_path, overrides, saved=state["config"] if state else None)
-        if state is not None and (changes := changed_settings(state["config"], config)):
-            listed = "; ".join(f"{k} {json.dumps(a)} → {json.dumps(b)}" for k, a, b in changes)
-            raise UserError(f"{out / CHECKPOINT}: the resumed run was trained with other settings ({listed}); "
-                            "only steps, checkpoint_every and cached_frames may change")
-        config.seed = resolve_seed(config.seed)
-        sources = {"real": str(Path(real).resolve()), "synthetic": synthetic and str(Path(synthetic).resolve()),
-                   "real_masks": real_masks and str(Path(real_masks).resolve())}
-        if state is not None:
-            _same_sources(state["sources"], sources)
+        state, config, sources = _settings(out, resume, config_path, overrides, real, synthetic, real_masks)
         dev = pick_device(device)
         real_set, intensities, sampler = _open_data(real, synthetic, real_masks, config, state, log)
         check_memory(BYTES_PER_VOXEL_CHANNEL * config.batch * int(np.prod(sampler.patch)) * config.channels[0]
